@@ -1,0 +1,38 @@
+"""What the thin entry points share: one-line errors and no half-written run dir."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sftlab.errors import SftlabError
+
+log = logging.getLogger("sftlab")
+
+# Hydra writes these before our code runs; a run dir holding nothing else is an empty shell.
+HYDRA_ONLY = {".hydra", "train.log", "predict.log"}
+
+
+def run_or_exit(fn: Callable[[Any], Any], cfg: Any, run_dir: str | None) -> Any:
+    """Call ``fn(cfg)``; on a user error print one line, remove the empty run dir, exit 2."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return fn(cfg)
+    except SftlabError as e:
+        _remove_if_empty(run_dir)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _remove_if_empty(run_dir: str | None) -> None:
+    if not run_dir:
+        return
+    path = Path(run_dir)
+    if path.is_dir() and {p.name for p in path.iterdir()} <= HYDRA_ONLY:
+        logging.shutdown()
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,44 @@
+"""torchmetrics collections per task. One collection is built, then cloned per stage."""
+
+from __future__ import annotations
+
+from torchmetrics import ClasswiseWrapper, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+
+def classification_metrics(label_names: list[str]) -> MetricCollection:
+    """Accuracy, macro/weighted precision-recall-F1, and recall and F1 per class, named by label.
+
+    Keys after ``.clone(prefix="test/")``: ``test/acc``, ``test/f1_macro``, ``test/recall_neutral``...
+    """
+    n = len(label_names)
+    names = [_safe(label) for label in label_names]
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(n, average="micro"),
+            "precision_macro": MulticlassPrecision(n, average="macro"),
+            "recall_macro": MulticlassRecall(n, average="macro"),
+            "f1_macro": MulticlassF1Score(n, average="macro"),
+            "precision_weighted": MulticlassPrecision(n, average="weighted"),
+            "recall_weighted": MulticlassRecall(n, average="weighted"),
+            "f1_weighted": MulticlassF1Score(n, average="weighted"),
+            "recall": ClasswiseWrapper(MulticlassRecall(n, average=None), names, prefix="recall_"),
+            "f1": ClasswiseWrapper(MulticlassF1Score(n, average=None), names, prefix="f1_"),
+        }
+    )
+
+
+def confusion_matrix(label_names: list[str]) -> MulticlassConfusionMatrix:
+    """Rows are true labels, columns predicted labels, in ``label_names`` order."""
+    return MulticlassConfusionMatrix(len(label_names))
+
+
+def _safe(label: str) -> str:
+    """A label as it can appear inside a metric key (W&B panels dislike '/' and spaces)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(label))

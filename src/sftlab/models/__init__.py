@@ -1,0 +1,1 @@
+"""Models: backbone loading (hub name, local folder, packaged weights) and the LightningModule."""

@@ -1,0 +1,128 @@
+"""Load the tokenizer and the Hugging Face model named by the ``model`` config group.
+
+``model.name_or_path`` may be a packaged model (``pkg://dist/path``), a local folder, or a
+hub name. A hub name is looked up in the local cache first; when it is not cached and the
+hub cannot be reached, loading fails at once with one line instead of retrying for minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from sftlab.errors import SftlabError
+from sftlab.paths import resolve
+
+DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}:
+        return False
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def locate(name_or_path: str, what: str = "model.name_or_path") -> tuple[str, bool]:
+    """(where to load from, local_files_only) for a packaged model, a folder or a hub name."""
+    resolved = resolve(name_or_path)
+    if Path(resolved).is_dir():
+        return resolved, True
+    looks_like_path = resolved.startswith((".", "/", "~")) or resolved.count("/") > 1
+    if looks_like_path:
+        raise SftlabError(f"{what}: folder not found: {resolved}")
+    return resolved, False
+
+
+def _from_hub(loader, name: str, what: str, **kwargs):
+    """Load from the local cache, else from the hub when it can be reached, else fail in one line."""
+    try:
+        return loader(name, local_files_only=True, **kwargs)
+    except OSError:
+        pass
+    if not _hub_reachable():
+        raise SftlabError(
+            f"{what}='{name}' is not a local folder nor in the Hugging Face cache, and the hub "
+            f"cannot be reached: download it where you have internet (save_pretrained) and set "
+            f"{what}=/path/to/that/folder, or use model=minilm (packaged, offline)"
+        )
+    try:
+        return loader(name, **kwargs)
+    except OSError as e:
+        raise SftlabError(f"{what}='{name}' could not be loaded from the hub: {e}") from None
+
+
+def load_tokenizer(model_cfg: dict[str, Any]) -> PreTrainedTokenizerBase:
+    source = model_cfg.get("tokenizer") or model_cfg.get("name_or_path")
+    if not source:
+        raise SftlabError("model.tokenizer is required when model.name_or_path is null")
+    what = "model.tokenizer" if model_cfg.get("tokenizer") else "model.name_or_path"
+    where, local = locate(source, what)
+    if local:
+        return AutoTokenizer.from_pretrained(where, use_fast=True)
+    return _from_hub(AutoTokenizer.from_pretrained, where, what, use_fast=True)
+
+
+def _apply_dropout(config: PretrainedConfig, dropout: float | None) -> None:
+    if dropout is None:
+        return
+    for key in DROPOUT_KEYS:
+        if hasattr(config, key):
+            setattr(config, key, float(dropout))
+
+
+def load_model(
+    model_cfg: dict[str, Any],
+    label_names: list[str],
+    tokenizer: PreTrainedTokenizerBase,
+) -> PreTrainedModel:
+    """A sequence-classification model with a fresh head for ``label_names``."""
+    labels = {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: i for i, name in enumerate(label_names)},
+    }
+    if model_cfg.get("config"):
+        arch = dict(model_cfg["config"])
+        model_type = arch.pop("model_type", None)
+        if not model_type:
+            raise SftlabError("model.config needs a model_type (e.g. bert, roberta, llama)")
+        arch.setdefault("vocab_size", len(tokenizer))
+        arch.setdefault("pad_token_id", tokenizer.pad_token_id)
+        config = AutoConfig.for_model(model_type, **arch, **labels)
+        _apply_dropout(config, model_cfg.get("dropout"))
+        return AutoModelForSequenceClassification.from_config(config)
+
+    name = model_cfg.get("name_or_path")
+    if not name:
+        raise SftlabError("set model.name_or_path (a folder or hub name) or model.config")
+    where, local = locate(name)
+    loader = AutoConfig.from_pretrained if local else None
+    config = (
+        loader(where, **labels)
+        if loader
+        else _from_hub(AutoConfig.from_pretrained, where, "model.name_or_path", **labels)
+    )
+    _apply_dropout(config, model_cfg.get("dropout"))
+    # ignore_mismatched_sizes: a folder that already has a head for another label set gets a new one
+    return AutoModelForSequenceClassification.from_pretrained(
+        where, config=config, ignore_mismatched_sizes=True
+    )

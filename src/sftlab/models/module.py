@@ -1,0 +1,112 @@
+"""The LightningModule: a system around a Hugging Face sequence-classification model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from torch import nn
+
+from sftlab.metrics import classification_metrics, confusion_matrix
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+class SequenceClassifier(L.LightningModule):
+    """Cross-entropy fine-tuning with one MetricCollection per stage.
+
+    Args:
+        model: a ``*ForSequenceClassification`` Hugging Face model (returns ``.logits``).
+        label_names: label names in id order (for per-class metric keys).
+        optimizer: a partial optimizer (``_partial_: true`` config) awaiting the parameters.
+        scheduler: a partial schedule awaiting the optimizer and ``num_training_steps``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        label_names: list[str],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
+        self.model = model
+        # from_pretrained() returns a model in eval mode and Lightning keeps sub-module modes:
+        # without this, dropout would stay off during training.
+        self.model.train()
+        self.label_names = list(label_names)
+        self.optimizer_fn = optimizer
+        self.scheduler_fn = scheduler
+        self.loss_fn = nn.CrossEntropyLoss()
+        metrics = classification_metrics(self.label_names)
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.test_confusion = confusion_matrix(self.label_names)
+        self.test_results: dict[str, Any] = {}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return self.model(**inputs).logits
+
+    def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        logits = self(batch).float()
+        labels = batch["labels"]
+        loss = self.loss_fn(logits, labels)
+        preds = logits.argmax(dim=-1)
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(preds, labels)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        if stage == "test":
+            self.test_confusion.update(preds, labels)
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_collection(self.train_metrics)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_collection(self.val_metrics, prog_bar=("val/acc", "val/f1_macro"))
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        values = self._log_collection(self.test_metrics)
+        self.test_results = {k: float(v) for k, v in values.items()}
+        self.test_results["test/confusion_matrix"] = self.test_confusion.compute().tolist()
+        self.test_confusion.reset()
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return torch.softmax(self(batch).float(), dim=-1)
+
+    def _log_collection(self, collection, prog_bar: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+        # ClasswiseWrapper returns a dict per metric, so compute() and log the flat result.
+        values = collection.compute()
+        for key, value in values.items():
+            self.log(key, value, prog_bar=key in prog_bar, sync_dist=False)
+        collection.reset()
+        return values
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                (no_decay if any(k in name for k in NO_DECAY) else decay).append(param)
+        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = self.optimizer_fn([g for g in groups if g["params"]])
+        if self.scheduler_fn is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_fn(
+            optimizer, num_training_steps=int(self.trainer.estimated_stepping_batches)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

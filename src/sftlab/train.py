@@ -1,0 +1,121 @@
+"""``train(cfg) -> dict[str, float]``: one fine-tuning run, composed from the Hydra config."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from sftlab import strategies
+from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.errors import SftlabError
+from sftlab.export import export_model, write_json
+from sftlab.loggers import make_logger
+from sftlab.models.backbone import load_model, load_tokenizer
+from sftlab.models.module import SequenceClassifier
+from sftlab.report import print_metrics
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fine-tune, test the best checkpoint, export ``model/``; return the final metrics."""
+    started = time.perf_counter()
+    check_config(cfg)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    # Everything that can fail on user input happens before any file is written.
+    tokenizer = load_tokenizer(cfg.model)
+    data_cfg = DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True))
+    datamodule = TextClassificationDataModule(data_cfg, tokenizer, seed=cfg.seed)
+    datamodule.setup("fit")
+    labels = datamodule.label_names
+    model = load_model(cfg.model, labels, tokenizer)
+    instantiate(cfg.strategy.apply)(model)
+    trainable, total = strategies.count_parameters(model)
+    log.info(strategies.describe(model))
+
+    module = SequenceClassifier(
+        model,
+        labels,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="best",
+        monitor=cfg.monitor,
+        mode=cfg.monitor_mode,
+        save_top_k=1,
+        save_weights_only=False,
+        enable_version_counter=False,
+    )
+    logger = make_logger(cfg.get("logger"), run_name=_run_name())
+    callbacks = [checkpoint] + ([LearningRateMonitor("step")] if logger else [])
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if logger:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    trainer.fit(module, datamodule=datamodule)
+    fit_seconds = time.perf_counter() - started
+
+    metrics: dict[str, Any] = {
+        "trainable_params": trainable,
+        "total_params": total,
+        "epochs": trainer.current_epoch,
+        "fit_seconds": round(fit_seconds, 1),
+    }
+    best = checkpoint.best_model_score
+    if best is not None:
+        metrics[f"best_{cfg.monitor}"] = float(best)
+    ckpt = checkpoint.best_model_path or None
+    if cfg.get("test", True) and "test" in datamodule.datasets:
+        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        metrics.update(module.test_results)
+    elif ckpt:  # export the best weights even when the test split is skipped
+        module.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
+    metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
+
+    if trainer.is_global_zero:
+        if cfg.get("export", True):
+            export_model(
+                module.model,
+                tokenizer,
+                out / "model",
+                extra={"labels": labels, "max_length": data_cfg.max_length, "task": "classification"},
+            )
+        write_json(out / "metrics.json", metrics)
+        print_metrics(metrics, labels, title=f"test metrics ({out})")
+    if logger and hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
+        logger.experiment.summary.update({k: v for k, v in metrics.items() if _is_number(v)})
+    return {k: float(v) for k, v in metrics.items() if _is_number(v)}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _run_name() -> str | None:
+    """The run's overrides (``strategy=head_only,seed=2``), for loggers that show a name."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return ",".join(HydraConfig.get().overrides.task) or "defaults"
+    except (ValueError, ImportError):
+        return None
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Fail early, in one line, on config values that would only break deep inside a run."""
+    if cfg.monitor_mode not in {"min", "max"}:
+        raise SftlabError(f"monitor_mode must be 'min' or 'max', got '{cfg.monitor_mode}'")
