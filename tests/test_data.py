@@ -109,3 +109,12 @@ def test_unknown_format(tokenizer, tmp_path):
 def test_unknown_data_key():
     with pytest.raises(SftlabError, match="unknown key data.txt_column"):
         DataConfig.from_dict({"source": "files", "txt_column": "x"})
+
+
+@pytest.mark.parametrize(("size", "expected"), [(30, 30), (0.5, 36), (1.0, 72), (500, 72)])
+def test_train_size_subsamples_train_only(tokenizer, size, expected):
+    dm = make_dm(tokenizer, train_size=size)
+    dm.setup()
+    assert len(dm.frames["train"]) == expected
+    assert len(dm.frames["validation"]) == 9 and len(dm.frames["test"]) == 9
+    assert dm.frames["train"]["label"].value_counts().max() - dm.frames["train"]["label"].value_counts().min() <= 1

@@ -38,6 +38,9 @@ class DataConfig:
     """Fixes the label set and its id order; null = sorted unique labels of the data."""
     split: Sequence[float] = (0.8, 0.1, 0.1)
     """Train / validation / test fractions (stratified, seeded)."""
+    train_size: float | int | None = None
+    """Keep only this many training rows (an int) or this fraction (a float <= 1), drawn
+    stratified and seeded; validation and test stay whole. For learning curves."""
     max_length: int = 128
     batch_size: int = 32
     eval_batch_size: int = 128
@@ -53,6 +56,12 @@ class DataConfig:
             raise SftlabError(f"data.split must be 3 fractions summing to 1, got {list(self.split)}")
         if self.split[0] == 0:
             raise SftlabError("data.split gives no training rows: make its first fraction > 0")
+        if self.train_size is not None and (
+            self.train_size <= 0 or (isinstance(self.train_size, float) and self.train_size > 1)
+        ):
+            raise SftlabError(
+                f"data.train_size must be a count >= 1 or a fraction in (0, 1], got {self.train_size}"
+            )
         if self.max_length < 2:
             raise SftlabError(f"data.max_length must be >= 2, got {self.max_length}")
         if self.batch_size < 1 or self.eval_batch_size < 1:
@@ -189,8 +198,24 @@ class TextClassificationDataModule(L.LightningDataModule):
             raise SftlabError(
                 f"cannot make a stratified {list(self.config.split)} split of {len(df)} rows: {e}"
             ) from None
-        parts["train"] = rest
+        parts["train"] = self._subsample(rest)
         return {name: parts[name].reset_index(drop=True) for name in SPLITS if name in parts}
+
+    def _subsample(self, train: pd.DataFrame) -> pd.DataFrame:
+        size = self.config.train_size
+        if size is None or size == 1.0 or (isinstance(size, int) and size >= len(train)):
+            if isinstance(size, int) and size > len(train):
+                log.warning("data.train_size=%d > %d training rows: using all", size, len(train))
+            return train
+        n_labels = train["label_id"].nunique()
+        if isinstance(size, int) and size < n_labels:
+            raise SftlabError(
+                f"data.train_size={size} is smaller than the number of labels ({n_labels})"
+            )
+        kept, _ = train_test_split(
+            train, train_size=size, stratify=train["label_id"], random_state=self.seed
+        )
+        return kept
 
     # -- tokens ---------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
