@@ -76,7 +76,14 @@ def rows_key(cfg: DataConfig) -> str | None:
 
 def tokens_key(rows: str, tokenizer: PreTrainedTokenizerBase, max_length: int) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    rules = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    if backend is not None:
+        # Without the per-call state that a call with truncation=True leaves in the backend
+        # (transformers sets both again on every call).
+        backend.no_truncation()
+        backend.no_padding()
+        rules = backend.to_str()
+    else:
+        rules = json.dumps(tokenizer.get_vocab(), sort_keys=True)
     return _hash(
         VERSION, rows, type(tokenizer).__name__, hashlib.sha256(rules.encode()).hexdigest(),
         tokenizer.truncation_side, tokenizer.model_input_names, max_length,
