@@ -7,8 +7,10 @@ line as a spreadsheet shows it, header = 1; for JSONL the line; otherwise the 1-
 
 from __future__ import annotations
 
+import bz2
 import csv
-import io
+import gzip
+import lzma
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +83,7 @@ def read_file(path: str | Path, encoding: str = "utf-8", key: str = "data.path")
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SftlabError(f"cannot read {path} as {fmt[1:]}: {first}") from None
     if df.empty:
-        raise SftlabError(f"data file has a header but no rows: {path}")
+        raise SftlabError(f"data file has a header but no rows: {path} (add rows or set {key} to another file)")
     df.columns = [str(c) for c in df.columns]
     offset = 2 if fmt in {".csv", ".tsv"} else 1
     df["_row"] = range(offset, offset + len(df))
@@ -89,23 +91,28 @@ def read_file(path: str | Path, encoding: str = "utf-8", key: str = "data.path")
 
 
 def _decode_error(path: Path, fmt: str, encoding: str, e: UnicodeDecodeError) -> str:
-    """Name the line (and for CSV/TSV the column) holding the first undecodable byte."""
-    raw = path.read_bytes()
-    if raw[: len(e.object)] != e.object:  # compressed: offsets refer to the decompressed bytes
-        raw = bytes(e.object)
-    line_no = raw[: e.start].count(b"\n") + 1
-    column = ""
-    if fmt in {".csv", ".tsv"} and line_no > 1:
-        lines = raw.decode(encoding, errors="replace").splitlines()
-        reader = csv.reader(io.StringIO(lines[0] + "\n" + lines[line_no - 1]), delimiter="\t" if fmt == ".tsv" else ",")
-        header, fields = next(reader), next(reader, [])
-        for name, value in zip(header, fields):
-            if "\ufffd" in value:
-                column = f", column '{name}'"
+    """Name the row (and for CSV/TSV the column) holding the first undecodable byte."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
+    where = f"{path}"
+    if path.suffix.lower() not in {".zip", ".zst"}:
+        with opener(path, "rb") as f:
+            lines = f.read().split(b"\n")
+        for number, line in enumerate(lines, start=1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError as bad:
+                where = f"{path}: row {number}"
+                if fmt in {".csv", ".tsv"} and number > 1:
+                    sep = "\t" if fmt == ".tsv" else ","
+                    header = next(csv.reader([lines[0].decode(encoding, "replace")], delimiter=sep))
+                    fields = next(csv.reader([line.decode(encoding, "replace")], delimiter=sep), [])
+                    column = next((h for h, v in zip(header, fields) if "\ufffd" in v), None)
+                    where += f", column '{column}'" if column else ""
+                e = bad
                 break
     return (
-        f"{path}: row {line_no}{column} is not valid {encoding} (byte 0x{e.object[e.start]:02x}): "
-        f"set data.encoding to the file's encoding (e.g. data.encoding=latin-1) or re-save it as UTF-8"
+        f"{where} is not valid {encoding} (byte 0x{e.object[e.start]:02x}): set data.encoding to "
+        f"the file's encoding (e.g. data.encoding=latin-1) or re-save it as UTF-8"
     )
 
 
