@@ -89,7 +89,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.frames = self._split(given)
         for name, part in self.frames.items():
             counts = part["label"].value_counts().reindex(self.label_names, fill_value=0)
-            log.info("%s: %d rows; labels %s", name, len(part), dict(counts))
+            log.info("%s: %d rows; labels %s", name, len(part), {k: int(v) for k, v in counts.items()})
         return self.frames
 
     def _prepare_rows(self) -> dict[str, Any]:
@@ -147,7 +147,7 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     def _split(self, given: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Given splits stay as they are; missing ones are carved from train, stratified and seeded."""
-        fractions = dict(zip(SPLITS, self.config.split))
+        fractions = dict(zip(SPLITS, self.config.split, strict=False))
         missing = [n for n in ("test", "validation") if n not in given and fractions[n] > 0]
         rest = given["train"]
         parts = {n: f for n, f in given.items() if n != "train"}

@@ -29,7 +29,7 @@ def load_sms_spam() -> pd.DataFrame:
     """The SMS Spam Collection: 5,574 messages, 747 (13.4%) spam; columns ``text``, ``label``."""
     df = pd.read_csv(resolve(SMS_SPAM_CSV), encoding="utf-8")
     texts, labels = [], []
-    for text, spam in zip(df["text"].astype(str), df["spam"]):
+    for text, spam in zip(df["text"].astype(str), df["spam"], strict=False):
         parts = _SMS_EMBEDDED.split(text)  # [text, label, text, label, text, ...]
         texts.append(parts[0])
         labels.append("spam" if spam else "ham")

@@ -106,7 +106,7 @@ def _decode_error(path: Path, fmt: str, encoding: str, e: UnicodeDecodeError) ->
                     sep = "\t" if fmt == ".tsv" else ","
                     header = next(csv.reader([lines[0].decode(encoding, "replace")], delimiter=sep))
                     fields = next(csv.reader([line.decode(encoding, "replace")], delimiter=sep), [])
-                    column = next((h for h, v in zip(header, fields) if "\ufffd" in v), None)
+                    column = next((h for h, v in zip(header, fields, strict=False) if "\ufffd" in v), None)
                     where += f", column '{column}'" if column else ""
                 e = bad
                 break
