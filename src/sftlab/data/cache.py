@@ -25,7 +25,7 @@ from sftlab.paths import resolve
 
 log = logging.getLogger(__name__)
 
-VERSION = 1  # bump when the cached objects change shape
+VERSION = 2  # bump when the cached objects change shape
 ROW_KEYS = (
     "source", "hub_config", "text_column", "text_pair_column", "label_column", "cleaning",
     "drop_duplicates", "on_bad_rows", "max_chars", "encoding",

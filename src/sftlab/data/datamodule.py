@@ -9,12 +9,13 @@ import lightning.pytorch as L
 import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from sftlab.data import cache, imbalance
 from sftlab.data.config import DataConfig
+from sftlab.data.encoded import EncodedDataset, flatten, gather
 from sftlab.data.rows import prepare
 from sftlab.data.sources import load_splits
 from sftlab.errors import SftlabError
@@ -24,26 +25,6 @@ __all__ = ["DataConfig", "EncodedDataset", "TextClassificationDataModule"]
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-
-
-class EncodedDataset(Dataset):
-    """Token ids and label ids of one split, kept as Python lists (padding happens per batch)."""
-
-    def __init__(self, encodings: dict[str, list[list[int]]], labels: list[int]):
-        self.encodings = encodings
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item = {k: v[i] for k, v in self.encodings.items()}
-        item["labels"] = self.labels[i]
-        return item
-
-    @property
-    def lengths(self) -> list[int]:
-        return [len(ids) for ids in self.encodings["input_ids"]]
 
 
 class TextClassificationDataModule(L.LightningDataModule):
@@ -113,7 +94,7 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     def _label_names(self, given: dict[str, pd.DataFrame], wheres: dict[str, str], class_names) -> list[str]:
         train, where, column = given["train"], wheres["train"], self.config.label_column
-        found = set(train["label"])
+        found = set(train["label"].unique())
         if self.config.labels is not None:
             names = [str(x) for x in self.config.labels]
             unknown = ~train["label"].isin(names)
@@ -192,12 +173,11 @@ class TextClassificationDataModule(L.LightningDataModule):
         key = None if self._rows_key is None else cache.tokens_key(self._rows_key, self.tokenizer, self.config.max_length)
         encodings = self.cache.get(key, "tokens")
         if encodings is None:
-            encodings = self.tokenize(self._pool)
+            encodings = flatten(self.tokenize(self._pool))
             self.cache.put(key, "tokens", encodings)
         for name, frame in self.frames.items():
-            pos = frame["_pos"].tolist()
             self.datasets[name] = EncodedDataset(
-                {k: [v[i] for i in pos] for k, v in encodings.items()}, frame["label_id"].astype(int).tolist()
+                gather(encodings, frame["_pos"].to_numpy()), frame["label_id"].astype(int).tolist()
             )
 
     def tokenize(self, frame: pd.DataFrame) -> dict[str, list[list[int]]]:
