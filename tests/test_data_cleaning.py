@@ -51,16 +51,24 @@ def test_cleaning_duplicates_and_empty_rows_in_the_datamodule(tmp_path, caplog):
     rows = [{"text": f"<i>message</i> number {i}", "label": "ab"[i % 2]} for i in range(20)]
     rows += [{"text": "message number 3", "label": "b"}]  # a duplicate after cleaning, same label
     rows += [{"text": "message  number 4", "label": "b"}]  # a duplicate after cleaning, other label
-    rows += [{"text": "<br>", "label": "a"}, {"text": "   ", "label": "b"}]  # empty (after cleaning)
+    rows += [{"text": "<br>", "label": "a"}, {"text": "   ", "label": "b"}]  # empty after cleaning
     path = tmp_path / "d.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    cfg = DataConfig(source="files", path=str(path), split=[0.5, 0.25, 0.25], cleaning=["html", "normalize", "lowercase"])
+    cfg = DataConfig(
+        source="files",
+        path=str(path),
+        split=[0.5, 0.25, 0.25],
+        cleaning=["html", "normalize", "lowercase"],
+    )
     with caplog.at_level(logging.WARNING):
         dm = TextClassificationDataModule(cfg, tokenizer=None)
         frames = dm.load_frames()
     pool = pd.concat(frames.values())
     assert len(pool) == 20 and pool["text"].is_unique
-    assert "message number 4" in set(pool["text"]) and pool.loc[pool.text == "message number 4", "label"].item() == "a"
+    assert (
+        "message number 4" in set(pool["text"])
+        and pool.loc[pool.text == "message number 4", "label"].item() == "a"
+    )
     log = caplog.text
     assert "dropped 2 rows with an empty text (after cleaning)" in log and "first: row 24" in log
     assert "dropped 2 exact duplicate texts" in log and "1 texts had conflicting labels" in log
@@ -70,5 +78,7 @@ def test_duplicates_kept_when_asked(tmp_path):
     rows = [{"text": f"t{i % 10}", "label": "ab"[i % 2]} for i in range(20)]
     path = tmp_path / "d.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    dm = TextClassificationDataModule(DataConfig(source="files", path=str(path), drop_duplicates=False), None)
+    dm = TextClassificationDataModule(
+        DataConfig(source="files", path=str(path), drop_duplicates=False), None
+    )
     assert sum(len(f) for f in dm.load_frames().values()) == 20

@@ -44,19 +44,27 @@ def write(tmp_path, data, name="d.csv"):
 
 
 def test_missing_split_file_names_its_key(tokenizer, tmp_path):
-    fails(make_dm(tokenizer, test_path=str(tmp_path / "nope.csv")), r"data file not found: .*nope.csv \(set data.test_path")
+    fails(
+        make_dm(tokenizer, test_path=str(tmp_path / "nope.csv")),
+        r"data file not found: .*nope.csv \(set data.test_path",
+    )
 
 
 @pytest.mark.parametrize("content", ["", "text,label\n"])
 def test_empty_file(tokenizer, tmp_path, content):
     path = tmp_path / "empty.csv"
     path.write_text(content)
-    message = fails(make_dm(tokenizer, path=str(path)), "data file (is empty|has a header but no rows)")
+    message = fails(
+        make_dm(tokenizer, path=str(path)), "data file (is empty|has a header but no rows)"
+    )
     assert str(path) in message
 
 
 def test_missing_pair_column_lists_columns(tokenizer):
-    fails(make_dm(tokenizer, text_pair_column="hypothesis"), r"column 'hypothesis' \(data.text_pair_column\) not found; columns are: text, label")
+    fails(
+        make_dm(tokenizer, text_pair_column="hypothesis"),
+        r"column 'hypothesis' \(data.text_pair_column\) not found; columns are: text, label",
+    )
 
 
 def test_missing_labels_dropped_with_a_count(tokenizer, tmp_path, caplog):
@@ -67,21 +75,30 @@ def test_missing_labels_dropped_with_a_count(tokenizer, tmp_path, caplog):
         dm = make_dm(tokenizer, path=str(write(tmp_path, data)))
         dm.setup()
     assert sum(len(f) for f in dm.frames.values()) == 28
-    assert "dropped 2 rows with a missing or empty label in column 'label' (first: row 6)" in caplog.text
+    assert (
+        "dropped 2 rows with a missing or empty label in column 'label' (first: row 6)"
+        in caplog.text
+    )
 
 
 def test_missing_labels_error_when_asked(tokenizer, tmp_path):
     data = rows(30)
     data[4]["label"] = None
     path = write(tmp_path, data)
-    fails(make_dm(tokenizer, path=str(path), on_bad_rows="error"), f"{path}: row 6, column 'label' has a missing or empty label.*on_bad_rows=drop")
+    fails(
+        make_dm(tokenizer, path=str(path), on_bad_rows="error"),
+        f"{path}: row 6, column 'label' has a missing or empty label.*on_bad_rows=drop",
+    )
 
 
 def test_label_in_test_never_in_train(tokenizer, tmp_path):
     test = rows(6)
     test[3]["label"] = "c"
     test_path = write(tmp_path, test, "test.csv")
-    msg = fails(make_dm(tokenizer, path=str(write(tmp_path, rows(30))), test_path=str(test_path)), "never appears in the training data")
+    msg = fails(
+        make_dm(tokenizer, path=str(write(tmp_path, rows(30))), test_path=str(test_path)),
+        "never appears in the training data",
+    )
     assert msg.startswith(f"{test_path}: row 5, column 'label' has label 'c'")
 
 
@@ -90,7 +107,10 @@ def test_non_utf8_byte_names_row_and_column(tokenizer, tmp_path):
     lines = ["label,text"] + [f"{'ab'[i % 2]},text number {i}" for i in range(20)]
     lines[7] = "b,caf\xe9 au lait"
     path.write_bytes("\n".join(lines).encode("latin-1"))
-    fails(make_dm(tokenizer, path=str(path)), rf"{path}: row 8, column 'text' is not valid utf-8 \(byte 0xe9\).*data.encoding=latin-1")
+    fails(
+        make_dm(tokenizer, path=str(path)),
+        rf"{path}: row 8, column 'text' is not valid utf-8 \(byte 0xe9\).*data.encoding=latin-1",
+    )
     dm = make_dm(tokenizer, path=str(path), encoding="latin-1")
     dm.setup()
     assert "café au lait" in set(pd.concat(dm.frames.values())["text"])
@@ -117,6 +137,8 @@ def test_cli_bad_file_exits_2_in_one_line_and_leaves_no_run_dir(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {bad}: column 'label' holds a single class ('same'); classification needs at least 2 (set data.label_column or add rows of other classes)"]
+    assert errors == [
+        f"error: {bad}: column 'label' holds a single class ('same'); classification needs at least 2 (set data.label_column or add rows of other classes)"
+    ]
     assert "Traceback" not in result.stderr
     assert not run_dir.exists()

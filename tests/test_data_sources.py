@@ -33,14 +33,16 @@ def texts(dm):
     return {name: sorted(frame["text"]) for name, frame in dm.load_frames().items()}
 
 
-@pytest.mark.parametrize("name", ["d.tsv", "d.json", "d.jsonl", "d.parquet", "d.csv.gz", "records.json"])
+@pytest.mark.parametrize(
+    "name", ["d.tsv", "d.json", "d.jsonl", "d.parquet", "d.csv.gz", "records.json"]
+)
 def test_every_file_format_gives_the_same_split(tokenizer, tiny, tmp_path, name):
     path = tmp_path / name
     if name.endswith(".tsv"):
         tiny.to_csv(path, sep="\t", index=False)
     elif name == "d.json":
         tiny.to_json(path, orient="records")
-    elif name.endswith((".jsonl", "records.json")):  # a .json file with one object per line also reads
+    elif name.endswith((".jsonl", "records.json")):  # records.json: one object per line
         tiny.to_json(path, orient="records", lines=True)
     elif name.endswith(".parquet"):
         tiny.to_parquet(path)
@@ -60,8 +62,13 @@ def test_given_splits_are_used_as_they_are(tokenizer, tiny, tmp_path):
         test_path=str(tmp_path / "te.csv"),
     )
     got = texts(dm)
-    assert got == {"train": sorted(train.text), "validation": sorted(val.text), "test": sorted(test.text)}
-    assert dm.frames["test"]["_row"].tolist() == list(range(2, 17))  # rows of te.csv, header = row 1
+    assert got == {
+        "train": sorted(train.text),
+        "validation": sorted(val.text),
+        "test": sorted(test.text),
+    }
+    # The rows of te.csv, header = row 1.
+    assert dm.frames["test"]["_row"].tolist() == list(range(2, 17))
 
 
 def test_missing_splits_are_carved_from_train(tokenizer, tiny, tmp_path):
@@ -82,9 +89,14 @@ def test_save_to_disk_folder_with_class_labels(tokenizer, tiny, tmp_path):
     features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
 
     def part(df):
-        return Dataset.from_dict({"text": df.text.tolist(), "label": [names.index(x) for x in df.label]}, features=features)
+        return Dataset.from_dict(
+            {"text": df.text.tolist(), "label": [names.index(x) for x in df.label]},
+            features=features,
+        )
 
-    DatasetDict({"train": part(tiny.iloc[:70]), "validation": part(tiny.iloc[70:])}).save_to_disk(tmp_path / "ds")
+    DatasetDict({"train": part(tiny.iloc[:70]), "validation": part(tiny.iloc[70:])}).save_to_disk(
+        tmp_path / "ds"
+    )
     dm = make_dm(tokenizer, path=str(tmp_path / "ds"))
     frames = dm.load_frames()
     assert dm.label_names == names
@@ -96,15 +108,50 @@ def test_save_to_disk_folder_with_class_labels(tokenizer, tiny, tmp_path):
 def test_hub_dataset_fails_fast_offline(tokenizer, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
-    dm = TextClassificationDataModule(DataConfig(source="hub", path="someone/no-such-dataset"), tokenizer)
-    with pytest.raises(SftlabError, match="cannot load hub dataset 'someone/no-such-dataset'.*save_to_disk") as err:
+    dm = TextClassificationDataModule(
+        DataConfig(source="hub", path="someone/no-such-dataset"), tokenizer
+    )
+    with pytest.raises(
+        SftlabError, match="cannot load hub dataset 'someone/no-such-dataset'.*save_to_disk"
+    ) as err:
         dm.load_frames()
     assert "\n" not in str(err.value)
     assert time.perf_counter() - started < 30
 
 
+def test_hub_unreachable_fails_fast_without_the_offline_flag(tokenizer, monkeypatch):
+    import socket
+
+    import datasets
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+
+    def unreachable(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    started = time.perf_counter()
+    dm = TextClassificationDataModule(
+        DataConfig(source="hub", path="someone/no-such-dataset"), tokenizer
+    )
+    with pytest.raises(SftlabError, match="cannot load hub dataset"):
+        dm.load_frames()
+    assert time.perf_counter() - started < 30
+    assert constants.HF_HUB_OFFLINE is False  # restored
+
+
 def test_text_pairs_are_tokenized_as_pairs(tokenizer, tmp_path):
-    rows = [{"premise": f"a man plays number {i}", "hypothesis": f"someone plays {i}", "label": ["yes", "no"][i % 2]} for i in range(40)]
+    rows = [
+        {
+            "premise": f"a man plays number {i}",
+            "hypothesis": f"someone plays {i}",
+            "label": ["yes", "no"][i % 2],
+        }
+        for i in range(40)
+    ]
     path = tmp_path / "pairs.jsonl"
     pd.DataFrame(rows).to_json(path, orient="records", lines=True)
     dm = make_dm(tokenizer, path=str(path), text_column="premise", text_pair_column="hypothesis")
@@ -113,7 +160,10 @@ def test_text_pairs_are_tokenized_as_pairs(tokenizer, tmp_path):
     assert item["input_ids"].count(tokenizer.sep_token_id) == 2
     assert 1 in item["token_type_ids"]  # the second segment
     row = dm.frames["train"].iloc[0]
-    assert tokenizer.decode(item["input_ids"], skip_special_tokens=True) == f"{row.text} {row.text_pair}"
+    assert (
+        tokenizer.decode(item["input_ids"], skip_special_tokens=True)
+        == f"{row.text} {row.text_pair}"
+    )
 
 
 def test_integer_labels_with_gaps_stay_integers(tokenizer, tmp_path):

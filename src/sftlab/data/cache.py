@@ -53,7 +53,9 @@ def _path_digest(path: str | None) -> str | None:
         return _file_digest(p)
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file())
-        return _hash([(str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+        return _hash(
+            [(str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        )
     return None
 
 
@@ -121,4 +123,6 @@ class DiskCache:
                 pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, self.root / f"{key}.{kind}.pkl")
         except OSError as e:  # a read-only or full disk only costs speed
-            log.warning("cannot write the data cache in %s (%s): continuing without it", self.root, e)
+            log.warning(
+                "cannot write the data cache in %s (%s): continuing without it", self.root, e
+            )

@@ -42,7 +42,9 @@ def _normalize(text: str) -> str:
 
 
 def _stopwords(text: str) -> str:
-    return " ".join(w for w in text.split() if w.lower().strip(".,!?;:'\"") not in ENGLISH_STOP_WORDS)
+    return " ".join(
+        w for w in text.split() if w.lower().strip(".,!?;:'\"") not in ENGLISH_STOP_WORDS
+    )
 
 
 def _punctuation(text: str) -> str:

@@ -62,8 +62,14 @@ class DataConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
-            raise SftlabError(f"data.split must be 3 fractions summing to 1, got {list(self.split)}")
+        if (
+            len(self.split) != 3
+            or any(f < 0 for f in self.split)
+            or abs(sum(self.split) - 1) > 1e-6
+        ):
+            raise SftlabError(
+                f"data.split must be 3 fractions summing to 1, got {list(self.split)}"
+            )
         if self.split[0] == 0:
             raise SftlabError("data.split gives no training rows: make its first fraction > 0")
         if self.train_size is not None and (
@@ -77,7 +83,9 @@ class DataConfig:
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise SftlabError("data.batch_size and data.eval_batch_size must be >= 1")
         if self.on_bad_rows not in {"drop", "error"}:
-            raise SftlabError(f"data.on_bad_rows must be 'drop' or 'error', got '{self.on_bad_rows}'")
+            raise SftlabError(
+                f"data.on_bad_rows must be 'drop' or 'error', got '{self.on_bad_rows}'"
+            )
         if self.sampler not in {None, "balanced"}:
             raise SftlabError(f"data.sampler must be null or 'balanced', got '{self.sampler}'")
         if self.max_chars is None:

@@ -70,12 +70,16 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.frames = self._split(given)
         for name, part in self.frames.items():
             counts = part["label"].value_counts().reindex(self.label_names, fill_value=0)
-            log.info("%s: %d rows; labels %s", name, len(part), {k: int(v) for k, v in counts.items()})
+            log.info(
+                "%s: %d rows; labels %s", name, len(part), {k: int(v) for k, v in counts.items()}
+            )
         return self.frames
 
     def _prepare_rows(self) -> dict[str, Any]:
         cfg = self.config
-        splits = load_splits(cfg.source, cfg.path, cfg.encoding, cfg.validation_path, cfg.test_path, cfg.hub_config)
+        splits = load_splits(
+            cfg.source, cfg.path, cfg.encoding, cfg.validation_path, cfg.test_path, cfg.hub_config
+        )
         parts, messages, wheres, class_names = [], [], {}, None
         for name, split in splits.items():
             frame, notes = prepare(split, cfg)
@@ -83,7 +87,9 @@ class TextClassificationDataModule(L.LightningDataModule):
             if frame.empty:
                 if name == "train":
                     raise SftlabError(f"{split.where}: no usable rows left ({'; '.join(notes)})")
-                messages.append(f"{split.where}: no labelled rows: making the {name} split from train")
+                messages.append(
+                    f"{split.where}: no labelled rows: making the {name} split from train"
+                )
                 continue
             parts.append(frame.assign(_given=name))
             wheres[name] = split.where
@@ -92,7 +98,9 @@ class TextClassificationDataModule(L.LightningDataModule):
         pool["_pos"] = range(len(pool))
         return {"pool": pool, "wheres": wheres, "class_names": class_names, "messages": messages}
 
-    def _label_names(self, given: dict[str, pd.DataFrame], wheres: dict[str, str], class_names) -> list[str]:
+    def _label_names(
+        self, given: dict[str, pd.DataFrame], wheres: dict[str, str], class_names
+    ) -> list[str]:
         train, where, column = given["train"], wheres["train"], self.config.label_column
         found = set(train["label"].unique())
         if self.config.labels is not None:
@@ -104,6 +112,9 @@ class TextClassificationDataModule(L.LightningDataModule):
                     f"{where}: row {row['_row']}, column '{column}' has label '{row['label']}' not in "
                     f"data.labels {names}: add it to data.labels or set data.labels=null"
                 )
+            unused = [n for n in names if n not in found]
+            if unused:
+                log.warning("%s: data.labels %s never appear in the training rows", where, unused)
         elif class_names and found <= set(class_names):
             names = list(class_names)
         else:
@@ -143,7 +154,10 @@ class TextClassificationDataModule(L.LightningDataModule):
         try:
             for name in missing:
                 rest, parts[name] = train_test_split(
-                    rest, test_size=fractions[name] / remaining, stratify=rest["label_id"], random_state=self.seed
+                    rest,
+                    test_size=fractions[name] / remaining,
+                    stratify=rest["label_id"],
+                    random_state=self.seed,
                 )
                 remaining -= fractions[name]
         except ValueError as e:
@@ -161,8 +175,12 @@ class TextClassificationDataModule(L.LightningDataModule):
             return train
         n_labels = train["label_id"].nunique()
         if isinstance(size, int) and size < n_labels:
-            raise SftlabError(f"data.train_size={size} is smaller than the number of labels ({n_labels})")
-        kept, _ = train_test_split(train, train_size=size, stratify=train["label_id"], random_state=self.seed)
+            raise SftlabError(
+                f"data.train_size={size} is smaller than the number of labels ({n_labels})"
+            )
+        kept, _ = train_test_split(
+            train, train_size=size, stratify=train["label_id"], random_state=self.seed
+        )
         return kept
 
     # -- tokens ---------------------------------------------------------------------------
@@ -170,7 +188,11 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.load_frames()
         if self.datasets:
             return
-        key = None if self._rows_key is None else cache.tokens_key(self._rows_key, self.tokenizer, self.config.max_length)
+        key = (
+            None
+            if self._rows_key is None
+            else cache.tokens_key(self._rows_key, self.tokenizer, self.config.max_length)
+        )
         encodings = self.cache.get(key, "tokens")
         if encodings is None:
             encodings = flatten(self.tokenize(self._pool))
@@ -183,7 +205,9 @@ class TextClassificationDataModule(L.LightningDataModule):
     def tokenize(self, frame: pd.DataFrame) -> dict[str, list[list[int]]]:
         """Token ids of every row (a pair when ``text_pair`` is there), truncated to ``max_length``."""
         pairs = frame["text_pair"].tolist() if "text_pair" in frame else None
-        enc = self.tokenizer(frame["text"].tolist(), pairs, truncation=True, max_length=self.config.max_length)
+        enc = self.tokenizer(
+            frame["text"].tolist(), pairs, truncation=True, max_length=self.config.max_length
+        )
         return {k: list(v) for k, v in enc.items()}
 
     def encode(self, frame: pd.DataFrame) -> EncodedDataset:
@@ -193,7 +217,9 @@ class TextClassificationDataModule(L.LightningDataModule):
     def class_weights(self, spec: Any) -> list[float] | None:
         """``loss.class_weights`` resolved against the training labels."""
         self.load_frames()
-        return imbalance.class_weights(spec, self.frames["train"]["label_id"].tolist(), self.label_names)
+        return imbalance.class_weights(
+            spec, self.frames["train"]["label_id"].tolist(), self.label_names
+        )
 
     # -- batches --------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-Flat = dict[str, tuple[np.ndarray, np.ndarray]]  # key -> (values, offsets); row i = values[offsets[i]:offsets[i+1]]
+# key -> (values, offsets); row i is values[offsets[i] : offsets[i + 1]]
+Flat = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def flatten(encodings: dict[str, list[list[int]]]) -> Flat:
@@ -46,7 +47,10 @@ class EncodedDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        item = {k: values[offsets[i] : offsets[i + 1]].tolist() for k, (values, offsets) in self.flat.items()}
+        item = {
+            k: values[offsets[i] : offsets[i + 1]].tolist()
+            for k, (values, offsets) in self.flat.items()
+        }
         item["labels"] = self.labels[i]
         return item
 

@@ -12,7 +12,9 @@ from torch.utils.data import Sampler
 from sftlab.errors import SftlabError
 
 
-def class_weights(spec: Any, label_ids: Sequence[int], label_names: list[str]) -> list[float] | None:
+def class_weights(
+    spec: Any, label_ids: Sequence[int], label_names: list[str]
+) -> list[float] | None:
     """``loss.class_weights``: null, ``balanced`` (n / (k * count), from the training labels)
     or one weight per label in label order."""
     if spec is None:
@@ -22,10 +24,14 @@ def class_weights(spec: Any, label_ids: Sequence[int], label_names: list[str]) -
         counts = np.bincount(np.asarray(label_ids, dtype=int), minlength=k)
         if (counts == 0).any():
             missing = label_names[int(np.argmin(counts))]
-            raise SftlabError(f"loss.class_weights=balanced: no training rows with label '{missing}'")
+            raise SftlabError(
+                f"loss.class_weights=balanced: no training rows with label '{missing}'"
+            )
         return [float(w) for w in len(label_ids) / (k * counts)]
     if isinstance(spec, str) or not isinstance(spec, Sequence):
-        raise SftlabError(f"loss.class_weights must be null, 'balanced' or a list of {k} numbers, got {spec!r}")
+        raise SftlabError(
+            f"loss.class_weights must be null, 'balanced' or a list of {k} numbers, got {spec!r}"
+        )
     if len(spec) != k or any(not isinstance(w, (int, float)) or w < 0 for w in spec):
         raise SftlabError(
             f"loss.class_weights needs {k} non-negative numbers, one per label in the order "
@@ -60,7 +66,9 @@ class BalancedSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
-        drawn = torch.multinomial(self.weights, len(self.weights), replacement=True, generator=generator)
+        drawn = torch.multinomial(
+            self.weights, len(self.weights), replacement=True, generator=generator
+        )
         drawn = drawn.numpy()
         if self.lengths is None:
             return iter(drawn.tolist())

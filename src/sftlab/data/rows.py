@@ -38,7 +38,9 @@ def prepare(split: SplitRows, cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]
         columns["text_pair_column"] = cfg.text_pair_column
     require_columns(split.frame, columns, where)
     raw = split.frame
-    df = pd.DataFrame({"text": _texts(raw[cfg.text_column]), "label": label_strings(raw[cfg.label_column])})
+    df = pd.DataFrame(
+        {"text": _texts(raw[cfg.text_column]), "label": label_strings(raw[cfg.label_column])}
+    )
     text_cols = ["text"]
     if cfg.text_pair_column:
         df["text_pair"] = _texts(raw[cfg.text_pair_column])
@@ -67,8 +69,14 @@ def prepare(split: SplitRows, cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]
     return df.reset_index(drop=True), messages
 
 
-def _drop_bad(df: pd.DataFrame, text_cols: list[str], cfg: DataConfig, where: str, messages: list[str]) -> pd.DataFrame:
-    config_col = {"text": cfg.text_column, "text_pair": cfg.text_pair_column, "label": cfg.label_column}
+def _drop_bad(
+    df: pd.DataFrame, text_cols: list[str], cfg: DataConfig, where: str, messages: list[str]
+) -> pd.DataFrame:
+    config_col = {
+        "text": cfg.text_column,
+        "text_pair": cfg.text_pair_column,
+        "label": cfg.label_column,
+    }
     problems = {col: df[col].str.strip() == "" for col in text_cols}
     problems["label"] = df["label"].isna()
     bad = pd.Series(False, index=df.index)
@@ -90,7 +98,9 @@ def _drop_bad(df: pd.DataFrame, text_cols: list[str], cfg: DataConfig, where: st
     return df.loc[~bad]
 
 
-def _drop_duplicates(df: pd.DataFrame, text_cols: list[str], where: str, messages: list[str]) -> pd.DataFrame:
+def _drop_duplicates(
+    df: pd.DataFrame, text_cols: list[str], where: str, messages: list[str]
+) -> pd.DataFrame:
     dup = df.duplicated(subset=text_cols, keep="first")
     if dup.any():
         conflicting = int((df.groupby(text_cols, sort=False)["label"].nunique() > 1).sum())

@@ -11,8 +11,11 @@ import bz2
 import csv
 import gzip
 import lzma
+import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 
@@ -72,18 +75,24 @@ def read_file(path: str | Path, encoding: str = "utf-8", key: str = "data.path")
             f"(optionally compressed) or a datasets save_to_disk folder"
         )
     if path.stat().st_size == 0:
-        raise SftlabError(f"data file is empty: {path} (set {key} to a file with a header and rows)")
+        raise SftlabError(
+            f"data file is empty: {path} (set {key} to a file with a header and rows)"
+        )
     try:
         df = _read(path, fmt, encoding)
     except pd.errors.EmptyDataError:
-        raise SftlabError(f"data file is empty: {path} (set {key} to a file with a header and rows)") from None
+        raise SftlabError(
+            f"data file is empty: {path} (set {key} to a file with a header and rows)"
+        ) from None
     except UnicodeDecodeError as e:
         raise SftlabError(_decode_error(path, fmt, encoding, e)) from None
     except (ValueError, pd.errors.ParserError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SftlabError(f"cannot read {path} as {fmt[1:]}: {first}") from None
     if df.empty:
-        raise SftlabError(f"data file has a header but no rows: {path} (add rows or set {key} to another file)")
+        raise SftlabError(
+            f"data file has a header but no rows: {path} (add rows or set {key} to another file)"
+        )
     df.columns = [str(c) for c in df.columns]
     offset = 2 if fmt in {".csv", ".tsv"} else 1
     df["_row"] = range(offset, offset + len(df))
@@ -106,7 +115,9 @@ def _decode_error(path: Path, fmt: str, encoding: str, e: UnicodeDecodeError) ->
                     sep = "\t" if fmt == ".tsv" else ","
                     header = next(csv.reader([lines[0].decode(encoding, "replace")], delimiter=sep))
                     fields = next(csv.reader([line.decode(encoding, "replace")], delimiter=sep), [])
-                    column = next((h for h, v in zip(header, fields, strict=False) if "\ufffd" in v), None)
+                    column = next(
+                        (h for h, v in zip(header, fields, strict=False) if "\ufffd" in v), None
+                    )
                     where += f", column '{column}'" if column else ""
                 e = bad
                 break
@@ -138,8 +149,11 @@ def _dataset_dict_splits(dd, where: str) -> dict[str, SplitRows]:
         class_names = None
         for column, feature in ds.features.items():
             names = getattr(feature, "names", None)
-            if names and column in df.columns:  # a ClassLabel: ids -> names, -1 (unlabelled) -> missing
-                df[column] = df[column].map(lambda i, names=names: names[i] if 0 <= i < len(names) else None)
+            # A ClassLabel: ids -> names, -1 (unlabelled) -> missing.
+            if names and column in df.columns:
+                df[column] = df[column].map(
+                    lambda i, names=names: names[i] if 0 <= i < len(names) else None
+                )
                 class_names = class_names or list(names)
         df["_row"] = range(1, len(df) + 1)
         out[ours] = SplitRows(df, f"{where}[{name}]", class_names)
@@ -159,6 +173,32 @@ def load_disk_folder(path: Path) -> dict[str, SplitRows]:
     return _dataset_dict_splits(dd, str(path))
 
 
+@contextmanager
+def _offline_unless_reachable(timeout: float = 3.0):
+    """Offline mode for the duration when the hub does not answer: fail (or use the local
+    cache) at once instead of retrying for minutes."""
+    import datasets
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        yield
+        return
+    try:
+        socket.create_connection(
+            (urlparse(constants.ENDPOINT).hostname, 443), timeout=timeout
+        ).close()
+        yield
+        return
+    except OSError:
+        pass
+    saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
+
+
 def load_hub(name: str, config: str | None) -> dict[str, SplitRows]:
     """A dataset from the hub (or the local ``datasets`` cache); one line when unreachable."""
     if not name:
@@ -167,7 +207,8 @@ def load_hub(name: str, config: str | None) -> dict[str, SplitRows]:
 
     datasets.logging.set_verbosity_error()
     try:
-        dd = datasets.load_dataset(name, config)
+        with _offline_unless_reachable():
+            dd = datasets.load_dataset(name, config)
     except Exception as e:  # noqa: BLE001 - datasets raises many types for "not reachable / not found"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise SftlabError(
@@ -191,7 +232,9 @@ def load_splits(
         splits = load_hub(path or "", hub_config)
     elif source == "files":
         if not path:
-            raise SftlabError("data=files needs data.path=<your CSV/TSV/JSON/JSONL/parquet file or folder>")
+            raise SftlabError(
+                "data=files needs data.path=<your CSV/TSV/JSON/JSONL/parquet file or folder>"
+            )
         p = Path(path).expanduser()
         if p.is_dir():
             splits = load_disk_folder(p)
@@ -209,8 +252,12 @@ def load_splits(
         if extra:
             key = f"data.{name}_path"
             if name in splits:
-                raise SftlabError(f"{key} is set but {splits[name].where} already has a {name} split: unset {key}")
-            splits[name] = SplitRows(read_file(extra, encoding, key=key), str(Path(extra).expanduser()))
+                raise SftlabError(
+                    f"{key} is set but {splits[name].where} already has a {name} split: unset {key}"
+                )
+            splits[name] = SplitRows(
+                read_file(extra, encoding, key=key), str(Path(extra).expanduser())
+            )
     return splits
 
 
