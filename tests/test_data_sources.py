@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pandas as pd
@@ -69,6 +70,16 @@ def test_given_splits_are_used_as_they_are(tokenizer, tiny, tmp_path):
     }
     # The rows of te.csv, header = row 1.
     assert dm.frames["test"]["_row"].tolist() == list(range(2, 17))
+
+
+def test_rows_shared_by_train_and_test_files_are_reported(tokenizer, tiny, tmp_path, caplog):
+    tiny.iloc[:80].to_csv(tmp_path / "tr.csv", index=False)
+    tiny.iloc[75:].to_csv(tmp_path / "te.csv", index=False)
+    with caplog.at_level(logging.WARNING):
+        make_dm(
+            tokenizer, path=str(tmp_path / "tr.csv"), test_path=str(tmp_path / "te.csv")
+        ).load_frames()
+    assert f"{tmp_path / 'te.csv'}: 5 rows also appear in train" in caplog.text
 
 
 def test_missing_splits_are_carved_from_train(tokenizer, tiny, tmp_path):

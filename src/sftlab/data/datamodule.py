@@ -68,12 +68,31 @@ class TextClassificationDataModule(L.LightningDataModule):
         self._pool = pool
         given = {name: pool[pool["_given"] == name] for name in given}
         self.frames = self._split(given)
+        self._warn_overlap(wheres)
         for name, part in self.frames.items():
             counts = part["label"].value_counts().reindex(self.label_names, fill_value=0)
             log.info(
                 "%s: %d rows; labels %s", name, len(part), {k: int(v) for k, v in counts.items()}
             )
         return self.frames
+
+    def _warn_overlap(self, wheres: dict[str, str]) -> None:
+        """Rows of validation/test that are also in train (split files, or duplicates kept)."""
+
+        def keys(frame: pd.DataFrame) -> pd.Series:
+            return (
+                frame["text"] + "\x00" + frame["text_pair"]
+                if "text_pair" in frame
+                else frame["text"]
+            )
+
+        train = set(keys(self.frames["train"]))
+        for name in ("validation", "test"):
+            if name in self.frames:
+                shared = int(keys(self.frames[name]).isin(train).sum())
+                if shared:
+                    where = wheres.get(name, f"the {name} split")
+                    log.warning("%s: %d rows also appear in train (leakage)", where, shared)
 
     def _prepare_rows(self) -> dict[str, Any]:
         cfg = self.config
