@@ -142,3 +142,23 @@ def test_cli_bad_file_exits_2_in_one_line_and_leaves_no_run_dir(tmp_path):
     ]
     assert "Traceback" not in result.stderr
     assert not run_dir.exists()
+
+
+def test_folder_that_is_not_a_saved_dataset(tokenizer, tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    fails(
+        make_dm(tokenizer, path=str(tmp_path / "notes")),
+        "not one written by datasets' save_to_disk",
+    )
+
+
+def test_unknown_split_in_a_saved_dataset(tokenizer, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    DatasetDict(
+        {"training": Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})}
+    ).save_to_disk(tmp_path / "ds")
+    fails(
+        make_dm(tokenizer, path=str(tmp_path / "ds")), r"has no 'train' split \(it has training\)"
+    )
