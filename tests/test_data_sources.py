@@ -105,9 +105,9 @@ def test_save_to_disk_folder_with_class_labels(tokenizer, tiny, tmp_path):
             features=features,
         )
 
-    DatasetDict({"train": part(tiny.iloc[:70]), "validation": part(tiny.iloc[70:])}).save_to_disk(
-        tmp_path / "ds"
-    )
+    hidden = Dataset.from_dict({"text": ["a secret"] * 3, "label": [-1] * 3}, features=features)
+    splits = {"train": part(tiny.iloc[:70]), "validation": part(tiny.iloc[70:]), "test": hidden}
+    DatasetDict(splits).save_to_disk(tmp_path / "ds")  # test labels hidden, as in GLUE
     dm = make_dm(tokenizer, path=str(tmp_path / "ds"))
     frames = dm.load_frames()
     assert dm.label_names == names

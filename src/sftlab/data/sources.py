@@ -10,6 +10,7 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
+import logging
 import lzma
 import socket
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ import pandas as pd
 
 from sftlab.data.packaged import PACKAGED, load_airline_sentiment, load_sms_spam  # noqa: F401
 from sftlab.errors import SftlabError
+
+log = logging.getLogger(__name__)
 
 COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
 FORMATS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
@@ -146,7 +149,7 @@ def _dataset_dict_splits(dd, where: str) -> dict[str, SplitRows]:
     for ours, name in found.items():
         ds = dd[name]
         df = ds.to_pandas()
-        class_names = None
+        class_names, unlabelled = None, False
         for column, feature in ds.features.items():
             names = getattr(feature, "names", None)
             # A ClassLabel: ids -> names, -1 (unlabelled) -> missing.
@@ -155,6 +158,11 @@ def _dataset_dict_splits(dd, where: str) -> dict[str, SplitRows]:
                     lambda i, names=names: names[i] if 0 <= i < len(names) else None
                 )
                 class_names = class_names or list(names)
+                if ours != "train" and len(df) and df[column].isna().all():
+                    unlabelled = True
+        if unlabelled:  # e.g. GLUE's test splits: labels hidden as -1
+            log.warning("%s[%s] has no labels: making the %s split from train", where, name, ours)
+            continue
         df["_row"] = range(1, len(df) + 1)
         out[ours] = SplitRows(df, f"{where}[{name}]", class_names)
     return out
