@@ -23,6 +23,8 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="sftlab-hf-")
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# A fresh data cache per test session: no test reads what an earlier session (or a user run) cached.
+os.environ["SFTLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="sftlab-cache-")
 
 
 def compose_cfg(overrides: list[str], output_dir: Path | None = None) -> DictConfig:

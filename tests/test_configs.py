@@ -67,7 +67,7 @@ def test_logger_instantiates(name, tmp_path):
 
 @pytest.mark.parametrize("name", options("data"))
 def test_data_config_validates(name):
-    overrides = [f"data={name}"] + ([f"data.path={TINY_CSV}"] if name == "files" else [])
+    overrides = [f"data={name}"] + ([f"data.path={TINY_CSV}"] if name in {"files", "hub"} else [])
     cfg = compose_cfg(overrides)
     data = DataConfig.from_dict(dict(cfg.data))
     assert abs(sum(data.split) - 1) < 1e-6

@@ -49,6 +49,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         labels,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        class_weights=datamodule.class_weights(cfg.get("loss", {}).get("class_weights")),
     )
     checkpoint = ModelCheckpoint(
         dirpath=out / "checkpoints",

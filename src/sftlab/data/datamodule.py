@@ -2,104 +2,37 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import lightning.pytorch as L
 import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from sftlab.data.sources import load_rows, require_columns
+from sftlab.data import cache, imbalance
+from sftlab.data.config import DataConfig
+from sftlab.data.encoded import EncodedDataset, flatten, gather
+from sftlab.data.rows import prepare
+from sftlab.data.sources import load_splits
 from sftlab.errors import SftlabError
+
+__all__ = ["DataConfig", "EncodedDataset", "TextClassificationDataModule"]
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 
 
-@dataclass
-class DataConfig:
-    """The ``data`` config group, validated once at the boundary."""
-
-    source: str
-    """A packaged set (``airline_sentiment``) or ``files``."""
-    path: str | None = None
-    """The file to read when ``source: files``."""
-    text_column: str = "text"
-    label_column: str = "label"
-    labels: list[Any] | None = None
-    """Fixes the label set and its id order; null = sorted unique labels of the data."""
-    split: Sequence[float] = (0.8, 0.1, 0.1)
-    """Train / validation / test fractions (stratified, seeded)."""
-    train_size: float | int | None = None
-    """Keep only this many training rows (an int) or this fraction (a float <= 1), drawn
-    stratified and seeded; validation and test stay whole. For learning curves."""
-    max_length: int = 128
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    group_by_length: bool = True
-    num_workers: int = 0
-    encoding: str = "utf-8"
-    num_labels: int | None = None
-    """Informational in the config; the DataModule derives the real count from the labels."""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
-            raise SftlabError(f"data.split must be 3 fractions summing to 1, got {list(self.split)}")
-        if self.split[0] == 0:
-            raise SftlabError("data.split gives no training rows: make its first fraction > 0")
-        if self.train_size is not None and (
-            self.train_size <= 0 or (isinstance(self.train_size, float) and self.train_size > 1)
-        ):
-            raise SftlabError(
-                f"data.train_size must be a count >= 1 or a fraction in (0, 1], got {self.train_size}"
-            )
-        if self.max_length < 2:
-            raise SftlabError(f"data.max_length must be >= 2, got {self.max_length}")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise SftlabError("data.batch_size and data.eval_batch_size must be >= 1")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> DataConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise SftlabError(
-                f"unknown key data.{unknown[0]}: the data config takes {', '.join(sorted(known - {'extra'}))}"
-            )
-        return cls(**values)
-
-
-class EncodedDataset(Dataset):
-    """Token ids and label ids of one split, kept as Python lists (padding happens per batch)."""
-
-    def __init__(self, encodings: dict[str, list[list[int]]], labels: list[int]):
-        self.encodings = encodings
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item = {k: v[i] for k, v in self.encodings.items()}
-        item["labels"] = self.labels[i]
-        return item
-
-    @property
-    def lengths(self) -> list[int]:
-        return [len(ids) for ids in self.encodings["input_ids"]]
-
-
 class TextClassificationDataModule(L.LightningDataModule):
-    """Single-label text classification from a packaged set or the user's file."""
+    """Single-label text classification from a packaged set, the user's files or the hub.
+
+    ``frames`` holds each split's rows (``text``, [``text_pair``], ``label``, ``label_id``, and
+    ``_row``: the row number in its source); ``datasets`` their token ids after ``setup()``.
+    """
 
     def __init__(self, config: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int = 42):
         super().__init__()
@@ -110,93 +43,145 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.frames: dict[str, pd.DataFrame] = {}
         self.datasets: dict[str, EncodedDataset] = {}
         self.collate = DataCollatorWithPadding(tokenizer)
+        self.cache = cache.DiskCache(config.cache_dir)
+        self._rows_key: str | None = None
+        self._pool: pd.DataFrame | None = None  # every given split's rows, in one frame
 
     # -- rows -----------------------------------------------------------------------------
     def load_frames(self) -> dict[str, pd.DataFrame]:
-        """Read, validate and split the rows; sets ``label_names``. Idempotent."""
+        """Read, clean, validate and split the rows; sets ``label_names``. Idempotent."""
         if self.frames:
             return self.frames
         cfg = self.config
-        df = load_rows(cfg.source, cfg.path, cfg.encoding)
-        where = cfg.path or cfg.source
-        require_columns(df, {"text_column": cfg.text_column, "label_column": cfg.label_column}, where)
-        df = df[[cfg.text_column, cfg.label_column]].rename(
-            columns={cfg.text_column: "text", cfg.label_column: "label"}
-        )
-        df = self._drop_bad_rows(df, where)
-        self.label_names = self._label_names(df, where)
+        self._rows_key = cache.rows_key(cfg)
+        entry = self.cache.get(self._rows_key, "rows")
+        if entry is None:
+            entry = self._prepare_rows()
+            self.cache.put(self._rows_key, "rows", entry)
+        for message in entry["messages"]:
+            log.warning(message)
+        pool, wheres = entry["pool"], entry["wheres"]
+        given = {name: pool[pool["_given"] == name] for name in SPLITS if name in wheres}
+        self.label_names = self._label_names(given, wheres, entry["class_names"])
         label2id = {name: i for i, name in enumerate(self.label_names)}
-        df["label_id"] = df["label"].astype(str).map(label2id)
-        self.frames = self._split(df)
+        pool = pool.assign(label_id=pool["label"].map(label2id))
+        self._pool = pool
+        given = {name: pool[pool["_given"] == name] for name in given}
+        self.frames = self._split(given)
+        self._warn_overlap(wheres)
         for name, part in self.frames.items():
-            counts = part["label"].astype(str).value_counts().reindex(self.label_names, fill_value=0)
-            log.info("%s: %d rows; labels %s", name, len(part), dict(counts))
+            counts = part["label"].value_counts().reindex(self.label_names, fill_value=0)
+            log.info(
+                "%s: %d rows; labels %s", name, len(part), {k: int(v) for k, v in counts.items()}
+            )
         return self.frames
 
-    def _drop_bad_rows(self, df: pd.DataFrame, where: str) -> pd.DataFrame:
-        text = df["text"]
-        empty_text = text.isna() | (text.astype(str).str.strip() == "")
-        if empty_text.all():
-            raise SftlabError(f"{where}: every text in column '{self.config.text_column}' is empty")
-        missing_label = df["label"].isna() | (df["label"].astype(str).str.strip() == "")
-        bad = empty_text | missing_label
-        if bad.any():
-            log.warning(
-                "%s: dropped %d rows with an empty text or label (first: row %d)",
-                where,
-                int(bad.sum()),
-                int(bad.idxmax()) + 2,  # +2: header line and 1-based rows, as a spreadsheet shows them
-            )
-        df = df.loc[~bad].copy()
-        df["text"] = df["text"].astype(str)
-        return df
+    def _warn_overlap(self, wheres: dict[str, str]) -> None:
+        """Rows of validation/test that are also in train (split files, or duplicates kept)."""
 
-    def _label_names(self, df: pd.DataFrame, where: str) -> list[str]:
-        found = df["label"].astype(str)
+        def keys(frame: pd.DataFrame) -> pd.Series:
+            return (
+                frame["text"] + "\x00" + frame["text_pair"]
+                if "text_pair" in frame
+                else frame["text"]
+            )
+
+        train = set(keys(self.frames["train"]).tolist())  # (pandas' isin on arrow strings is slow)
+        for name in ("validation", "test"):
+            if name in self.frames:
+                shared = sum(k in train for k in keys(self.frames[name]).tolist())
+                if shared:
+                    where = wheres.get(name, f"the {name} split")
+                    log.warning("%s: %d rows also appear in train (leakage)", where, shared)
+
+    def _prepare_rows(self) -> dict[str, Any]:
+        cfg = self.config
+        splits = load_splits(
+            cfg.source, cfg.path, cfg.encoding, cfg.validation_path, cfg.test_path, cfg.hub_config
+        )
+        parts, messages, wheres, class_names = [], [], {}, None
+        for name, split in splits.items():
+            frame, notes = prepare(split, cfg)
+            messages += notes
+            if frame.empty:
+                if name == "train":
+                    raise SftlabError(f"{split.where}: no usable rows left ({'; '.join(notes)})")
+                messages.append(
+                    f"{split.where}: no labelled rows: making the {name} split from train"
+                )
+                continue
+            parts.append(frame.assign(_given=name))
+            wheres[name] = split.where
+            class_names = class_names or split.label_names
+        pool = pd.concat(parts, ignore_index=True)
+        pool["_pos"] = range(len(pool))
+        return {"pool": pool, "wheres": wheres, "class_names": class_names, "messages": messages}
+
+    def _label_names(
+        self, given: dict[str, pd.DataFrame], wheres: dict[str, str], class_names
+    ) -> list[str]:
+        train, where, column = given["train"], wheres["train"], self.config.label_column
+        found = set(train["label"].unique())
         if self.config.labels is not None:
             names = [str(x) for x in self.config.labels]
-            unknown = ~found.isin(names)
+            unknown = ~train["label"].isin(names)
             if unknown.any():
-                row = int(unknown.idxmax())
+                row = train.loc[unknown.idxmax()]
                 raise SftlabError(
-                    f"{where}: row {row + 2} has label '{found[row]}' not in data.labels {names}: "
-                    f"add it to data.labels or set data.labels=null"
+                    f"{where}: row {row['_row']}, column '{column}' has label '{row['label']}' not in "
+                    f"data.labels {names}: add it to data.labels or set data.labels=null"
                 )
+            unused = [n for n in names if n not in found]
+            if unused:
+                log.warning("%s: data.labels %s never appear in the training rows", where, unused)
+        elif class_names and found <= set(class_names):
+            names = list(class_names)
         else:
-            names = sorted(found.unique(), key=_natural_key)
-        if len(set(found)) < 2:
+            names = sorted(found, key=_natural_key)
+        if len(found) < 2:
             raise SftlabError(
-                f"{where}: column '{self.config.label_column}' holds a single class "
-                f"({found.iloc[0]!r}); classification needs at least 2"
+                f"{where}: column '{column}' holds a single class ({next(iter(found))!r}); "
+                f"classification needs at least 2 (set data.label_column or add rows of other classes)"
             )
+        for name in ("validation", "test"):
+            if name not in given:
+                continue
+            unseen = ~given[name]["label"].isin(found)
+            if unseen.any():
+                row = given[name].loc[unseen.idxmax()]
+                raise SftlabError(
+                    f"{wheres[name]}: row {row['_row']}, column '{column}' has label '{row['label']}' "
+                    f"that never appears in the training data {where} ({int(unseen.sum())} rows): "
+                    f"fix or drop those rows, or add training rows with that label"
+                )
         return names
 
-    def _split(self, df: pd.DataFrame) -> dict[str, pd.DataFrame]:
-        train_f, val_f, test_f = self.config.split
-        strat = df["label_id"]
-        if strat.value_counts().min() < 2:
-            rare = strat.value_counts().idxmin()
-            raise SftlabError(
-                f"label '{self.label_names[rare]}' has fewer than 2 rows: a stratified split "
-                f"needs at least 2 per label (add rows or drop the label)"
-            )
-        parts: dict[str, pd.DataFrame] = {}
-        rest = df
-        try:
-            if test_f > 0:
-                rest, parts["test"] = train_test_split(
-                    df, test_size=test_f, stratify=strat, random_state=self.seed
+    def _split(self, given: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Given splits stay as they are; missing ones are carved from train, stratified and seeded."""
+        fractions = dict(zip(SPLITS, self.config.split, strict=False))
+        missing = [n for n in ("test", "validation") if n not in given and fractions[n] > 0]
+        rest = given["train"]
+        parts = {n: f for n, f in given.items() if n != "train"}
+        if missing:
+            counts = rest["label_id"].value_counts()
+            if counts.min() < 2:
+                raise SftlabError(
+                    f"label '{self.label_names[counts.idxmin()]}' has fewer than 2 training rows: a "
+                    f"stratified split needs at least 2 per label (add rows or drop the label)"
                 )
-            if val_f > 0:
-                rest, parts["validation"] = train_test_split(
+        remaining = fractions["train"] + sum(fractions[n] for n in missing)
+        try:
+            for name in missing:
+                rest, parts[name] = train_test_split(
                     rest,
-                    test_size=val_f / (train_f + val_f),
+                    test_size=fractions[name] / remaining,
                     stratify=rest["label_id"],
                     random_state=self.seed,
                 )
+                remaining -= fractions[name]
         except ValueError as e:
             raise SftlabError(
-                f"cannot make a stratified {list(self.config.split)} split of {len(df)} rows: {e}"
+                f"cannot make a stratified {list(self.config.split)} split of {len(given['train'])} rows: {e}"
             ) from None
         parts["train"] = self._subsample(rest)
         return {name: parts[name].reset_index(drop=True) for name in SPLITS if name in parts}
@@ -220,31 +205,58 @@ class TextClassificationDataModule(L.LightningDataModule):
     # -- tokens ---------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         self.load_frames()
+        if self.datasets:
+            return
+        key = (
+            None
+            if self._rows_key is None
+            else cache.tokens_key(self._rows_key, self.tokenizer, self.config.max_length)
+        )
+        encodings = self.cache.get(key, "tokens")
+        if encodings is None:
+            encodings = flatten(self.tokenize(self._pool))
+            self.cache.put(key, "tokens", encodings)
         for name, frame in self.frames.items():
-            if name not in self.datasets:
-                self.datasets[name] = self.encode(frame)
+            self.datasets[name] = EncodedDataset(
+                gather(encodings, frame["_pos"].to_numpy()), frame["label_id"].astype(int).tolist()
+            )
+
+    def tokenize(self, frame: pd.DataFrame) -> dict[str, list[list[int]]]:
+        """Token ids of every row (a pair when ``text_pair`` is there), truncated to ``max_length``."""
+        pairs = frame["text_pair"].tolist() if "text_pair" in frame else None
+        enc = self.tokenizer(
+            frame["text"].tolist(), pairs, truncation=True, max_length=self.config.max_length
+        )
+        return {k: list(v) for k, v in enc.items()}
 
     def encode(self, frame: pd.DataFrame) -> EncodedDataset:
-        enc = self.tokenizer(
-            frame["text"].tolist(), truncation=True, max_length=self.config.max_length
+        """Token ids of any frame with ``text`` and ``label_id`` columns (no cache)."""
+        return EncodedDataset(self.tokenize(frame), frame["label_id"].astype(int).tolist())
+
+    def class_weights(self, spec: Any) -> list[float] | None:
+        """``loss.class_weights`` resolved against the training labels."""
+        self.load_frames()
+        return imbalance.class_weights(
+            spec, self.frames["train"]["label_id"].tolist(), self.label_names
         )
-        return EncodedDataset(dict(enc), frame["label_id"].astype(int).tolist())
 
     # -- batches --------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
-        ds = self.datasets["train"]
-        sampler = (
-            LengthGroupedSampler(self.config.batch_size, lengths=ds.lengths)
-            if self.config.group_by_length
-            else None
-        )
+        ds, cfg = self.datasets["train"], self.config
+        lengths = ds.lengths if cfg.group_by_length else None
+        if cfg.sampler == "balanced":
+            sampler = imbalance.BalancedSampler(ds.labels, lengths, cfg.batch_size, seed=self.seed)
+        elif lengths is not None:
+            sampler = LengthGroupedSampler(cfg.batch_size, lengths=lengths)
+        else:
+            sampler = None
         return DataLoader(
             ds,
-            batch_size=self.config.batch_size,
+            batch_size=cfg.batch_size,
             sampler=sampler,
             shuffle=sampler is None,
             collate_fn=self.collate,
-            num_workers=self.config.num_workers,
+            num_workers=cfg.num_workers,
         )
 
     def _eval_loader(self, split: str) -> DataLoader:

