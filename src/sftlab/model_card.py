@@ -65,11 +65,17 @@ def _hyperparameters(cfg: dict[str, Any]) -> list[str]:
 
 
 def _metrics(metrics: dict[str, Any]) -> list[str]:
-    keys = [k for k, v in metrics.items() if k.startswith(("test/", "val/")) and isinstance(v, float)]
-    if not keys:
+    """One row per metric, test and validation side by side."""
+    names = sorted(
+        {k.split("/", 1)[1] for k, v in metrics.items() if k.startswith(("test/", "val/")) and isinstance(v, float)},
+        key=lambda n: (n not in ("acc", "f1_macro"), n),
+    )
+    if not names:
         return ["No evaluation metrics were recorded (test=false and no validation split)."]
-    lines = ["| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {metrics[k]:.4f} |" for k in sorted(keys, key=lambda k: (not k.startswith("test/"), k))]
+    lines = ["| metric | test | validation |", "|---|---|---|"]
+    for name in names:
+        cells = [metrics.get(f"{split}/{name}") for split in ("test", "val")]
+        lines.append(f"| {name} | " + " | ".join("" if v is None else f"{v:.4f}" for v in cells) + " |")
     return lines
 
 
