@@ -32,7 +32,10 @@ def test_model_card_from_config_and_metrics(run):
     assert "| learning rate | 0.003 |" in card and "| batch size | 8 |" in card
     for key in ("acc", "f1_macro", "recall_neutral"):
         assert f"| {key} | {metrics['test/' + key]:.4f} | {metrics['val/' + key]:.4f} |" in card
-    assert "| negative | " + " | ".join(str(v) for v in metrics["test/confusion_matrix"][0]) + " |" in card
+    assert (
+        "| negative | " + " | ".join(str(v) for v in metrics["test/confusion_matrix"][0]) + " |"
+        in card
+    )
     assert 'pipeline("text-classification", model=' in card
 
 
@@ -44,7 +47,9 @@ def onnx_dir(run, tmp_path_factory):
 
 
 def test_onnx_logits_match_pytorch_on_the_test_split(run, onnx_dir):
-    assert {"model.onnx", "tokenizer.json", "config.json", "export.json"} <= {p.name for p in onnx_dir.iterdir()}
+    assert {"model.onnx", "tokenizer.json", "config.json", "export.json"} <= {
+        p.name for p in onnx_dir.iterdir()
+    }
     report = json.loads((onnx_dir / "export.json").read_text())
     assert report["max_abs_logit_diff"] <= 1e-4 and report["rows"] == 9
 

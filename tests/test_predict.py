@@ -29,18 +29,37 @@ def run(tmp_path_factory):
 
 
 def cfg(**kw):
-    base = {"output": None, "text_column": None, "batch_size": 4, "device": "cpu", "progress": False}
+    base = {
+        "output": None,
+        "text_column": None,
+        "batch_size": 4,
+        "device": "cpu",
+        "progress": False,
+    }
     return OmegaConf.create({**base, **kw})
 
 
 def test_cli_on_validation_split_reproduces_stored_val_metrics(run, tmp_path):
     """The real command on <run>/data/validation.csv gives the val/* metrics train() stored."""
     out = tmp_path / "val.preds.csv"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
     result = subprocess.run(
-        [sys.executable, str(ROOT / "predict.py"), f"run={run}", f"input={run / 'data' / 'validation.csv'}",
-         f"output={out}", "batch_size=3"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "predict.py"),
+            f"run={run}",
+            f"input={run / 'data' / 'validation.csv'}",
+            f"output={out}",
+            "batch_size=3",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "predict: 100%" in result.stderr  # the progress bar
@@ -65,16 +84,28 @@ def test_cli_on_validation_split_reproduces_stored_val_metrics(run, tmp_path):
 def test_formats_and_default_output(run, tmp_path, ext):
     df = pd.DataFrame({"id": [7, 8, 9], "text": ["great crew", "lost my bag", "NA"]})
     inp = tmp_path / f"new{ext}"
-    {".jsonl": lambda p: df.to_json(p, orient="records", lines=True), ".parquet": df.to_parquet,
-     ".csv": lambda p: df.to_csv(p, index=False)}[ext](inp)
+    {
+        ".jsonl": lambda p: df.to_json(p, orient="records", lines=True),
+        ".parquet": df.to_parquet,
+        ".csv": lambda p: df.to_csv(p, index=False),
+    }[ext](inp)
     out = predict(cfg(run=str(run), input=str(inp)))
     assert out == tmp_path / f"new.preds{ext}" == default_output(inp)
-    got = {".jsonl": lambda p: pd.read_json(p, lines=True), ".parquet": pd.read_parquet,
-           ".csv": lambda p: pd.read_csv(p, keep_default_na=False)}[ext](out)
-    assert got["id"].tolist() == [7, 8, 9] and got["text"].tolist() == ["great crew", "lost my bag", "NA"]
+    got = {
+        ".jsonl": lambda p: pd.read_json(p, lines=True),
+        ".parquet": pd.read_parquet,
+        ".csv": lambda p: pd.read_csv(p, keep_default_na=False),
+    }[ext](out)
+    assert got["id"].tolist() == [7, 8, 9] and got["text"].tolist() == [
+        "great crew",
+        "lost my bag",
+        "NA",
+    ]
     direct = predict_frame(load_predictor(run, "cpu"), df["text"].tolist())
     assert got["pred_label"].tolist() == direct["pred_label"].tolist()
-    assert got["prob_positive"].to_numpy() == pytest.approx(direct["prob_positive"].to_numpy(), abs=1e-6)
+    assert got["prob_positive"].to_numpy() == pytest.approx(
+        direct["prob_positive"].to_numpy(), abs=1e-6
+    )
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
 
 
@@ -96,8 +127,12 @@ def test_cleaning_and_max_length_come_from_the_run_config(run, tmp_path):
     predictor = load_predictor(broken, "cpu")
     assert predictor.cleaning == ["whitespace"] and predictor.max_length == 4
     texts = ["  the   flight\twas great and on time  ", "the flight"]
-    probs = predict_frame(predictor, texts)[["prob_negative", "prob_neutral", "prob_positive"]].to_numpy()
-    assert probs[0] == pytest.approx(probs[1], abs=1e-6)  # cleaned, then cut to [CLS] the flight [SEP]
+    probs = predict_frame(predictor, texts)[
+        ["prob_negative", "prob_neutral", "prob_positive"]
+    ].to_numpy()
+    assert probs[0] == pytest.approx(
+        probs[1], abs=1e-6
+    )  # cleaned, then cut to [CLS] the flight [SEP]
 
 
 def test_output_is_atomic_on_failure(run, tmp_path, monkeypatch):
@@ -105,7 +140,9 @@ def test_output_is_atomic_on_failure(run, tmp_path, monkeypatch):
     pd.DataFrame({"text": ["good"]}).to_csv(inp, index=False)
     out = tmp_path / "in.preds.csv"
     out.write_text("previous results\n")
-    monkeypatch.setattr(pd.DataFrame, "to_csv", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(
+        pd.DataFrame, "to_csv", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full"))
+    )
     with pytest.raises(OSError):
         predict(cfg(run=str(run), input=str(inp)))
     assert out.read_text() == "previous results\n"
@@ -116,7 +153,11 @@ def _fails(capsys, run, inp, **kw) -> str:
     with pytest.raises(SystemExit) as exit_info:
         run_or_exit(predict, cfg(run=str(run), input=str(inp), **kw), None)
     assert exit_info.value.code == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "Loading weights" not in line]
+    err = [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if line.strip() and "Loading weights" not in line
+    ]
     assert len(err) == 1 and err[0].startswith("error: "), err
     return err[0]
 
@@ -138,6 +179,7 @@ def test_bad_input_one_line_each(run, tmp_path, capsys):
     xlsx.write_bytes(b"PK")
     assert "unknown table format '.xlsx'" in _fails(capsys, run, xlsx)
 
+    assert "missing run=" in _fails(capsys, "???", good)
     no_model = copy_run(run, tmp_path / "no_model")
     shutil.rmtree(no_model / "model")
     assert "has no exported model" in _fails(capsys, no_model, good, text_column="review")

@@ -37,7 +37,10 @@ def server(run):
     predictor = load_predictor(run, device="cpu")
     port = free_port()
     config = uvicorn.Config(
-        create_app(predictor, batch_size=2, max_texts=MAX_TEXTS), host="127.0.0.1", port=port, log_level="warning"
+        create_app(predictor, batch_size=2, max_texts=MAX_TEXTS),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -71,15 +74,23 @@ def test_health(server):
 
 def test_predict_returns_labels_and_probabilities_like_predict_py(server):
     predictor, port = server
-    texts = ["great crew and a smooth landing", "they lost my bag", "", "the flight", "ok"]  # 3 batches of 2
+    texts = [
+        "great crew and a smooth landing",
+        "they lost my bag",
+        "",
+        "the flight",
+        "ok",
+    ]  # 3 batches of 2
     status, body = request(port, "POST", "/predict", json.dumps({"texts": texts}).encode())
     assert status == 200
     preds = body["predictions"]
     want = class_probabilities(predictor, texts)
     assert len(preds) == len(texts)
-    for pred, row in zip(preds, want):
+    for pred, row in zip(preds, want, strict=True):
         assert list(pred["probabilities"]) == predictor.labels
-        assert [pred["probabilities"][n] for n in predictor.labels] == pytest.approx(row.tolist(), abs=1e-6)
+        assert [pred["probabilities"][n] for n in predictor.labels] == pytest.approx(
+            row.tolist(), abs=1e-6
+        )
         assert pred["label"] == predictor.labels[int(row.argmax())]
 
 
@@ -115,6 +126,8 @@ def test_serve_fails_in_one_line_on_a_taken_port(run):
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        cfg = OmegaConf.create({"run": str(run), "host": "127.0.0.1", "port": port, "batch_size": 8, "max_texts": 8})
+        cfg = OmegaConf.create(
+            {"run": str(run), "host": "127.0.0.1", "port": port, "batch_size": 8, "max_texts": 8}
+        )
         with pytest.raises(SftlabError, match=f"cannot listen on 127.0.0.1:{port}"):
             serve(cfg)

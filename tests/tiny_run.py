@@ -15,7 +15,9 @@ def trained_run(tmp_path_factory) -> Path:
     """A finished run dir (fp32, 5 epochs on the 72 training rows): model/, data/, metrics.json."""
     if "run" not in _CACHE:
         out = tmp_path_factory.mktemp("tiny-run")
-        cfg = compose_cfg([*TINY, "trainer.max_epochs=5", "data.batch_size=8", "strategy.lr=3e-3"], output_dir=out)
+        cfg = compose_cfg(
+            [*TINY, "trainer.max_epochs=5", "data.batch_size=8", "strategy.lr=3e-3"], output_dir=out
+        )
         train(cfg)
         _CACHE["run"] = out
     return _CACHE["run"]

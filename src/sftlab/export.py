@@ -56,7 +56,9 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def write_splits(frames: dict[str, pd.DataFrame], target: Path, text_column: str, label_column: str) -> None:
+def write_splits(
+    frames: dict[str, pd.DataFrame], target: Path, text_column: str, label_column: str
+) -> None:
     """The rows of each split (``<split>.csv``, the data config's column names): predict.py
     on ``validation.csv`` reproduces the stored val/* metrics."""
     target.mkdir(parents=True, exist_ok=True)
@@ -94,9 +96,13 @@ def _export_cli(argv: list[str]) -> Path:
     try:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
     except Exception as e:  # an unknown key or a malformed key=value
-        raise SftlabError(f"bad argument ({str(e).splitlines()[0]}): use {', '.join(f'{k}=' for k in EXPORT_DEFAULTS)}") from None
+        raise SftlabError(
+            f"bad argument ({str(e).splitlines()[0]}): use {', '.join(f'{k}=' for k in EXPORT_DEFAULTS)}"
+        ) from None
     if not cfg.run:
-        raise SftlabError("missing run=<run dir>: python -m sftlab.export run=outputs/<date>/<time> format=onnx")
+        raise SftlabError(
+            "missing run=<run dir>: python -m sftlab.export run=outputs/<date>/<time> format=onnx"
+        )
     if cfg.format != "onnx":
         raise SftlabError(f"unknown format={cfg.format}: use format=onnx")
     return export_onnx(cfg.run, cfg.output, opset=cfg.opset, split=cfg.split, atol=cfg.atol)

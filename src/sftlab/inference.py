@@ -56,11 +56,20 @@ class Predictor:
 
 
 # -- loading ----------------------------------------------------------------------------------
+def require(cfg: Any, keys: tuple[str, ...], usage: str) -> None:
+    """A mandatory key (``run: ???``) left unset fails in one line, not with OmegaConf's traceback."""
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key) or cfg.get(key) in (None, ""):
+            raise SftlabError(f"missing {key}=...: {usage}")
+
+
 def locate(run: str | Path) -> tuple[Path, dict[str, Any] | None]:
     """``run`` -> (model folder, the run's resolved config or None for a bare model folder)."""
     path = Path(run)
     if not path.exists():
-        raise SftlabError(f"run={path} not found: pass a run dir (outputs/<date>/<time>) or a model folder")
+        raise SftlabError(
+            f"run={path} not found: pass a run dir (outputs/<date>/<time>) or a model folder"
+        )
     if (path / "config.json").is_file():
         return path, None
     if (path / "config.yaml").is_file() or (path / "model").exists():
@@ -92,7 +101,9 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
     id2label = model.config.id2label
     labels = [str(id2label[i]) for i in sorted(id2label)]
     data = (run_cfg or {}).get("data") or {}
-    _check_labels(labels, data.get("labels"), f"data.labels in {Path(run) / 'config.yaml'}", model_dir)
+    _check_labels(
+        labels, data.get("labels"), f"data.labels in {Path(run) / 'config.yaml'}", model_dir
+    )
     _check_labels(labels, meta.get("labels"), f"'labels' in {model_dir / META_FILE}", model_dir)
     cleaning = data.get("cleaning", meta.get("cleaning")) or []
     if not isinstance(cleaning, (list, tuple)):
@@ -104,7 +115,9 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
         labels=labels,
         task=str(meta.get("task", "classification")),
         text_column=str(data.get("text_column") or meta.get("text_column") or "text"),
-        max_length=int(data.get("max_length") or meta.get("max_length") or tokenizer.model_max_length),
+        max_length=int(
+            data.get("max_length") or meta.get("max_length") or tokenizer.model_max_length
+        ),
         cleaning=[str(s) for s in cleaning],
         source=Path(run),
     )
@@ -117,7 +130,9 @@ def _read_meta(model_dir: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise SftlabError(f"{path} is not valid JSON (line {e.lineno}): re-export the model") from None
+        raise SftlabError(
+            f"{path} is not valid JSON (line {e.lineno}): re-export the model"
+        ) from None
 
 
 def _check_labels(labels: list[str], expected: Any, where: str, model_dir: Path) -> None:

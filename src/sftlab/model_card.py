@@ -67,7 +67,11 @@ def _hyperparameters(cfg: dict[str, Any]) -> list[str]:
 def _metrics(metrics: dict[str, Any]) -> list[str]:
     """One row per metric, test and validation side by side."""
     names = sorted(
-        {k.split("/", 1)[1] for k, v in metrics.items() if k.startswith(("test/", "val/")) and isinstance(v, float)},
+        {
+            k.split("/", 1)[1]
+            for k, v in metrics.items()
+            if k.startswith(("test/", "val/")) and isinstance(v, float)
+        },
         key=lambda n: (n not in ("acc", "f1_macro"), n),
     )
     if not names:
@@ -75,7 +79,9 @@ def _metrics(metrics: dict[str, Any]) -> list[str]:
     lines = ["| metric | test | validation |", "|---|---|---|"]
     for name in names:
         cells = [metrics.get(f"{split}/{name}") for split in ("test", "val")]
-        lines.append(f"| {name} | " + " | ".join("" if v is None else f"{v:.4f}" for v in cells) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join("" if v is None else f"{v:.4f}" for v in cells) + " |"
+        )
     return lines
 
 
@@ -85,7 +91,10 @@ def _confusion(metrics: dict[str, Any], labels: list[str]) -> list[str]:
         return []
     lines = ["", "Test confusion matrix (rows: true, columns: predicted):", ""]
     lines += ["| | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(str(int(v)) for v in row) + " |" for name, row in zip(labels, cm)]
+    lines += [
+        f"| {name} | " + " | ".join(str(int(v)) for v in row) + " |"
+        for name, row in zip(labels, cm, strict=True)
+    ]
     return lines
 
 
@@ -94,7 +103,9 @@ def model_card(cfg: dict[str, Any], metrics: dict[str, Any], labels: list[str]) 
     model = cfg.get("model") or {}
     data = cfg.get("data") or {}
     trainable, total = metrics.get("trainable_params"), metrics.get("total_params")
-    params = f"{trainable:,} of {total:,} parameters trained" if trainable is not None and total else ""
+    params = (
+        f"{trainable:,} of {total:,} parameters trained" if trainable is not None and total else ""
+    )
     max_length = data.get("max_length")
     lines = [
         "---",
@@ -138,7 +149,7 @@ def model_card(cfg: dict[str, Any], metrics: dict[str, Any], labels: list[str]) 
         "",
         "```bash",
         "python predict.py run=path/to/this/folder input=new.csv  # writes new.preds.csv",
-        "python serve.py run=path/to/this/folder port=8000        # POST /predict {\"texts\": [...]}",
+        'python serve.py run=path/to/this/folder port=8000        # POST /predict {"texts": [...]}',
         "```",
         "",
     ]

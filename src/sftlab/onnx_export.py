@@ -43,7 +43,7 @@ class _Logits(torch.nn.Module):
         self.names = names
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.names, inputs))).logits
+        return self.model(**dict(zip(self.names, inputs, strict=True))).logits
 
 
 def input_names(model: torch.nn.Module, tokenizer) -> list[str]:
@@ -64,7 +64,9 @@ def export_onnx(
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
-        raise SftlabError("ONNX export needs onnx and onnxruntime: pip install onnx onnxruntime") from None
+        raise SftlabError(
+            "ONNX export needs onnx and onnxruntime: pip install onnx onnxruntime"
+        ) from None
     model_dir, _ = locate(run)
     predictor = load_predictor(run, device="cpu")
     run_dir = None if model_dir == Path(run) else Path(run)
@@ -72,7 +74,9 @@ def export_onnx(
 
     # Eager attention traces into plain ops; the exported graph is checked against the
     # predictor's own (default-attention) model below.
-    eager = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="eager").eval()
+    eager = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, attn_implementation="eager"
+    ).eval()
     names = input_names(eager, predictor.tokenizer)
     dummy = predictor.tokenizer(
         ["a dummy text for tracing", "and a second, longer one to make padding happen"],
@@ -113,25 +117,38 @@ def export_onnx(
     return target
 
 
-def _comparison_texts(run_dir: Path | None, split: str, predictor: Predictor) -> tuple[list[str], str]:
+def _comparison_texts(
+    run_dir: Path | None, split: str, predictor: Predictor
+) -> tuple[list[str], str]:
     path = run_dir / "data" / f"{split}.csv" if run_dir else None
     if path is None or not path.is_file():
-        log.warning("no %s split saved with the run: comparing ONNX on %d sample texts", split, len(FALLBACK_TEXTS))
+        log.warning(
+            "no %s split saved with the run: comparing ONNX on %d sample texts",
+            split,
+            len(FALLBACK_TEXTS),
+        )
         return list(FALLBACK_TEXTS), "built-in sample texts"
     df = pd.read_csv(path, keep_default_na=False)
     if predictor.text_column not in df.columns:
-        raise SftlabError(f"{path} has no column '{predictor.text_column}' (columns: {', '.join(df.columns)})")
+        raise SftlabError(
+            f"{path} has no column '{predictor.text_column}' (columns: {', '.join(df.columns)})"
+        )
     return df[predictor.text_column].astype(str).tolist(), f"{path} ({len(df)} rows)"
 
 
-def onnx_logits(session, predictor: Predictor, texts: list[str], names: list[str], batch_size: int = 32) -> np.ndarray:
+def onnx_logits(
+    session, predictor: Predictor, texts: list[str], names: list[str], batch_size: int = 32
+) -> np.ndarray:
     """Logits from an onnxruntime session, tokenized exactly as ``predict.py`` does."""
     texts = clean_texts(texts, predictor.cleaning)
     out = []
     for start in range(0, len(texts), batch_size):
         enc = predictor.tokenizer(
-            texts[start : start + batch_size], truncation=True, max_length=predictor.max_length,
-            padding=True, return_tensors="np",
+            texts[start : start + batch_size],
+            truncation=True,
+            max_length=predictor.max_length,
+            padding=True,
+            return_tensors="np",
         )
         out.append(session.run(["logits"], {n: enc[n].astype(np.int64) for n in names})[0])
     return np.concatenate(out)
@@ -143,8 +160,11 @@ def torch_logits(predictor: Predictor, texts: list[str], batch_size: int = 32) -
     out = []
     for start in range(0, len(texts), batch_size):
         enc = predictor.tokenizer(
-            texts[start : start + batch_size], truncation=True, max_length=predictor.max_length,
-            padding=True, return_tensors="pt",
+            texts[start : start + batch_size],
+            truncation=True,
+            max_length=predictor.max_length,
+            padding=True,
+            return_tensors="pt",
         )
         out.append(predictor.model(**enc).logits.float().numpy())
     return np.concatenate(out)

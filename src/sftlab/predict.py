@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from sftlab.errors import SftlabError
-from sftlab.inference import check_task, load_predictor, predict_frame
+from sftlab.inference import check_task, load_predictor, predict_frame, require
 from sftlab.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ def default_output(input_path: Path) -> Path:
 
 def predict(cfg: Any) -> Path:
     """Read ``cfg.input``, add the predictions, write ``cfg.output``; return the output path."""
+    require(cfg, ("run", "input"), "python predict.py run=<run dir or model folder> input=<file>")
     inp = Path(str(cfg.input))
     out = Path(str(cfg.output)) if cfg.get("output") else default_output(inp)
     if out.resolve() == inp.resolve():
@@ -38,10 +39,18 @@ def predict(cfg: Any) -> Path:
     texts = df[column]
     missing = texts.isna()
     if missing.any():
-        log.warning("%s: %d rows have no text (first: row %d); predicting on ''", inp, int(missing.sum()), int(missing.idxmax()) + 2)
+        log.warning(
+            "%s: %d rows have no text (first: row %d); predicting on ''",
+            inp,
+            int(missing.sum()),
+            int(missing.idxmax()) + 2,
+        )
     texts = texts.where(~missing, "").astype(str).tolist()
     preds = predict_frame(
-        predictor, texts, batch_size=int(cfg.get("batch_size", 64)), progress=bool(cfg.get("progress", True))
+        predictor,
+        texts,
+        batch_size=int(cfg.get("batch_size", 64)),
+        progress=bool(cfg.get("progress", True)),
     )
     clash = [c for c in preds.columns if c in df.columns]
     if clash:

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sftlab.errors import SftlabError
-from sftlab.inference import Predictor, check_task, class_probabilities, load_predictor
+from sftlab.inference import Predictor, check_task, class_probabilities, load_predictor, require
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,13 @@ def parse_texts(body: bytes, max_texts: int) -> list[str]:
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadRequest(400, f"the body is not valid JSON ({e}): send {{\"texts\": [\"...\"]}}") from None
+        raise BadRequest(
+            400, f'the body is not valid JSON ({e}): send {{"texts": ["..."]}}'
+        ) from None
     if not isinstance(payload, dict) or "texts" not in payload:
-        raise BadRequest(422, 'the body must be a JSON object with a "texts" list: {"texts": ["..."]}')
+        raise BadRequest(
+            422, 'the body must be a JSON object with a "texts" list: {"texts": ["..."]}'
+        )
     texts = payload["texts"]
     if not isinstance(texts, list):
         raise BadRequest(422, f'"texts" must be a list of strings, got {type(texts).__name__}')
@@ -48,7 +52,9 @@ def parse_texts(body: bytes, max_texts: int) -> list[str]:
     if not texts:
         raise BadRequest(422, '"texts" is empty: send at least one text')
     if len(texts) > max_texts:
-        raise BadRequest(413, f'{len(texts)} texts in one request; the limit is {max_texts} (serve.max_texts)')
+        raise BadRequest(
+            413, f"{len(texts)} texts in one request; the limit is {max_texts} (serve.max_texts)"
+        )
     return texts
 
 
@@ -64,7 +70,9 @@ def create_app(predictor: Predictor, batch_size: int = 64, max_texts: int = 256)
         return [
             {
                 "label": predictor.labels[int(row.argmax())],
-                "probabilities": {name: float(p) for name, p in zip(predictor.labels, row)},
+                "probabilities": {
+                    name: float(p) for name, p in zip(predictor.labels, row, strict=True)
+                },
             }
             for row in probs
         ]
@@ -88,7 +96,12 @@ def create_app(predictor: Predictor, batch_size: int = 64, max_texts: int = 256)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "task": predictor.task, "labels": predictor.labels, "model": str(predictor.source)}
+        return {
+            "status": "ok",
+            "task": predictor.task,
+            "labels": predictor.labels,
+            "model": str(predictor.source),
+        }
 
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:
@@ -102,6 +115,7 @@ def serve(cfg: Any) -> None:
     """Load the model, then serve it until interrupted."""
     import uvicorn
 
+    require(cfg, ("run",), "python serve.py run=<run dir or model folder> port=8000")
     port = int(cfg.port)
     if not 0 <= port <= 65535:
         raise SftlabError(f"port={port} is not a TCP port (0-65535)")

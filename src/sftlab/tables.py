@@ -15,7 +15,9 @@ FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 def _format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise SftlabError(f"unknown table format '{suffix}' for {path}: use one of {', '.join(FORMATS)}")
+        raise SftlabError(
+            f"unknown table format '{suffix}' for {path}: use one of {', '.join(FORMATS)}"
+        )
     return suffix
 
 

@@ -80,7 +80,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if best is not None:
         metrics[f"best_{cfg.monitor}"] = float(best)
     ckpt = checkpoint.best_model_path or None
-    if "validation" in datamodule.datasets:  # the best checkpoint's val/* metrics, for predict.py to check
+    # The best checkpoint's val/* metrics: predict.py on <run>/data/validation.csv must reproduce them.
+    if "validation" in datamodule.datasets:
         (val,) = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
         metrics.update({k: float(v) for k, v in val.items()})
     if cfg.get("test", True) and "test" in datamodule.datasets:
