@@ -202,3 +202,18 @@ def test_unknown_task_is_a_clear_error(run, tmp_path):
     (other / "model" / "sftlab.json").write_text(json.dumps({**meta, "task": "regression"}))
     with pytest.raises(SftlabError, match="task 'regression' has no prediction yet"):
         predict(cfg(run=str(other), input=str(other / "data" / "test.csv")))
+
+
+@pytest.mark.parametrize("name", ["predict", "serve"])
+def test_entry_configs_compose(name):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONF
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        composed = compose(name, overrides=["run=outputs/x"], return_hydra_config=True)
+    assert composed.run == "outputs/x" and composed.device == "auto"
+    assert composed.hydra.output_subdir is None  # no Hydra run dir for predict/serve
+    assert OmegaConf.is_missing(composed, "input") == (name == "predict")
