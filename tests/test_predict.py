@@ -217,3 +217,16 @@ def test_entry_configs_compose(name):
     assert composed.run == "outputs/x" and composed.device == "auto"
     assert composed.hydra.output_subdir is None  # no Hydra run dir for predict/serve
     assert OmegaConf.is_missing(composed, "input") == (name == "predict")
+
+
+def test_texts_with_carriage_returns_survive_csv(run, tmp_path):
+    """Tweets hold bare '\\r': the split files and the predictions keep one row per text."""
+    from sftlab.export import write_splits
+
+    texts = ["delayed\ragain", "two\nlines", "plain, with a comma", 'a "quote"']
+    frame = pd.DataFrame({"text": texts, "label": ["negative"] * 4})
+    write_splits({"test": frame}, tmp_path / "data", "review", "stars")
+    back = pd.read_csv(tmp_path / "data" / "test.csv")
+    assert back["review"].tolist() == texts and list(back.columns) == ["review", "stars"]
+    out = predict(cfg(run=str(run), input=str(tmp_path / "data" / "test.csv"), text_column="review"))
+    assert pd.read_csv(out)["review"].tolist() == texts

@@ -12,6 +12,7 @@ import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sftlab.errors import SftlabError
+from sftlab.tables import CSV_EOL
 
 
 def atomic_dir(target: Path) -> Path:
@@ -65,7 +66,7 @@ def write_splits(
     for name, frame in frames.items():
         part = frame[["text", "label"]].rename(columns={"text": text_column, "label": label_column})
         tmp = target / f".{name}.csv.tmp"
-        part.to_csv(tmp, index=False)
+        part.to_csv(tmp, index=False, lineterminator=CSV_EOL)
         tmp.replace(target / f"{name}.csv")
 
 

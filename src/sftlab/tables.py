@@ -10,6 +10,9 @@ import pandas as pd
 from sftlab.errors import SftlabError
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+# CRLF rows (RFC 4180): Python's csv writer quotes a field only when it holds a character of
+# the line terminator, so with "\n" a tweet holding a bare "\r" would be split into two rows.
+CSV_EOL = "\r\n"
 
 
 def _format(path: Path) -> str:
@@ -57,7 +60,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         if fmt in (".csv", ".tsv"):
-            df.to_csv(tmp, sep="\t" if fmt == ".tsv" else ",", index=False)
+            df.to_csv(tmp, sep="\t" if fmt == ".tsv" else ",", index=False, lineterminator=CSV_EOL)
         elif fmt == ".jsonl":
             df.to_json(tmp, orient="records", lines=True, force_ascii=False)
         elif fmt == ".json":
