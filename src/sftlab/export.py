@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from sftlab.errors import SftlabError
+from sftlab.tables import CSV_EOL
 
 
 def atomic_dir(target: Path) -> Path:
@@ -30,13 +35,17 @@ def export_model(
     tokenizer: PreTrainedTokenizerBase,
     target: Path,
     extra: dict[str, Any] | None = None,
+    card: str | None = None,
 ) -> Path:
-    """Save weights (safetensors), config with id2label/label2id, and tokenizer into ``target``."""
+    """Save weights (safetensors), config with id2label/label2id, tokenizer, and the model
+    card (``README.md``, see ``sftlab.model_card``) into ``target``."""
     tmp = atomic_dir(target)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     if extra:
         (tmp / "sftlab.json").write_text(json.dumps(extra, indent=2, default=str))
+    if card:
+        (tmp / "README.md").write_text(card)
     commit_dir(tmp, target)
     return target
 
@@ -46,3 +55,59 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
     tmp.replace(path)
+
+
+def write_splits(
+    frames: dict[str, pd.DataFrame], target: Path, text_column: str, label_column: str
+) -> None:
+    """The rows of each split (``<split>.csv``, the data config's column names): predict.py
+    on ``validation.csv`` reproduces the stored val/* metrics."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        part = frame[["text", "label"]].rename(columns={"text": text_column, "label": label_column})
+        tmp = target / f".{name}.csv.tmp"
+        part.to_csv(tmp, index=False, lineterminator=CSV_EOL)
+        tmp.replace(target / f"{name}.csv")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m sftlab.export run=<run dir> format=onnx [opset=17] [split=test]``."""
+    from sftlab.cli import run_or_exit
+
+    run_or_exit(_export_cli, sys.argv[1:] if argv is None else argv, None)
+
+
+EXPORT_DEFAULTS = {
+    "run": None,  # a run dir (or an exported model folder)
+    "format": "onnx",  # onnx: the one format besides the model/ folder that train.py writes
+    "output": None,  # null = <run>/onnx
+    "opset": 17,  # ONNX opset; 17 runs on onnxruntime >= 1.13
+    "split": "test",  # the rows (<run>/data/<split>.csv) on which ONNX and PyTorch logits are compared
+    "atol": 1e-4,  # the largest allowed |logit difference|; the export fails beyond it
+}
+
+
+def _export_cli(argv: list[str]) -> Path:
+    from omegaconf import OmegaConf
+
+    from sftlab.onnx_export import export_onnx
+
+    cfg = OmegaConf.create(EXPORT_DEFAULTS)
+    OmegaConf.set_struct(cfg, True)
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
+    except Exception as e:  # an unknown key or a malformed key=value
+        raise SftlabError(
+            f"bad argument ({str(e).splitlines()[0]}): use {', '.join(f'{k}=' for k in EXPORT_DEFAULTS)}"
+        ) from None
+    if not cfg.run:
+        raise SftlabError(
+            "missing run=<run dir>: python -m sftlab.export run=outputs/<date>/<time> format=onnx"
+        )
+    if cfg.format != "onnx":
+        raise SftlabError(f"unknown format={cfg.format}: use format=onnx")
+    return export_onnx(cfg.run, cfg.output, opset=cfg.opset, split=cfg.split, atol=cfg.atol)
+
+
+if __name__ == "__main__":
+    main()

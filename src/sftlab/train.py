@@ -16,8 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from sftlab import strategies
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
-from sftlab.export import export_model, write_json
+from sftlab.export import export_model, write_json, write_splits
 from sftlab.loggers import make_logger
+from sftlab.model_card import model_card
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.module import SequenceClassifier
 from sftlab.report import print_metrics
@@ -80,6 +81,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if best is not None:
         metrics[f"best_{cfg.monitor}"] = float(best)
     ckpt = checkpoint.best_model_path or None
+    # The best checkpoint's val/* metrics: predict.py on <run>/data/validation.csv must reproduce them.
+    if "validation" in datamodule.datasets:
+        (val,) = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        metrics.update({k: float(v) for k, v in val.items()})
     if cfg.get("test", True) and "test" in datamodule.datasets:
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
         metrics.update(module.test_results)
@@ -88,12 +93,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
 
     if trainer.is_global_zero:
+        write_splits(datamodule.frames, out / "data", data_cfg.text_column, data_cfg.label_column)
         if cfg.get("export", True):
             export_model(
                 module.model,
                 tokenizer,
                 out / "model",
-                extra={"labels": labels, "max_length": data_cfg.max_length, "task": "classification"},
+                extra={
+                    "labels": labels,
+                    "max_length": data_cfg.max_length,
+                    "task": "classification",
+                    "text_column": data_cfg.text_column,
+                    "cleaning": list(cfg.data.get("cleaning") or []),
+                },
+                card=model_card(OmegaConf.to_container(cfg, resolve=True), metrics, labels),
             )
         write_json(out / "metrics.json", metrics)
         print_metrics(metrics, labels, title=f"test metrics ({out})")

@@ -1,0 +1,16 @@
+"""Serve a trained model over HTTP: `python serve.py run=outputs/<date>/<time> port=8000`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from sftlab.cli import run_or_exit
+from sftlab.serve import serve
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    run_or_exit(serve, cfg, None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""Load a trained model (a run dir or an exported folder) and turn texts into predictions.
+
+Shared by ``predict.py`` (files) and ``serve.py`` (HTTP). The model is the exported
+Hugging Face folder, so what is predicted here is exactly what ``pipeline()`` would load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+from tqdm.auto import tqdm
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from sftlab.data.cleaning import clean_texts
+from sftlab.errors import SftlabError
+
+log = logging.getLogger(__name__)
+
+META_FILE = "sftlab.json"  # written by export: labels, max_length, task, text column, cleaning
+
+
+@dataclass
+class Predictor:
+    """A loaded model plus the input handling it was trained with."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    labels: list[str]
+    """Label names in id order (the model's ``id2label``)."""
+    task: str
+    text_column: str
+    """The column holding the texts in an input file."""
+    max_length: int
+    cleaning: list[str] = field(default_factory=list)
+    """Cleaning steps applied before tokenizing, as in training."""
+    source: Path = Path(".")
+    """The run dir or model folder it came from (for messages)."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+# -- loading ----------------------------------------------------------------------------------
+def require(cfg: Any, keys: tuple[str, ...], usage: str) -> None:
+    """A mandatory key (``run: ???``) left unset fails in one line, not with OmegaConf's traceback."""
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key) or cfg.get(key) in (None, ""):
+            raise SftlabError(f"missing {key}=...: {usage}")
+
+
+def locate(run: str | Path) -> tuple[Path, dict[str, Any] | None]:
+    """``run`` -> (model folder, the run's resolved config or None for a bare model folder)."""
+    path = Path(run)
+    if not path.exists():
+        raise SftlabError(
+            f"run={path} not found: pass a run dir (outputs/<date>/<time>) or a model folder"
+        )
+    if (path / "config.json").is_file():
+        return path, None
+    if (path / "config.yaml").is_file() or (path / "model").exists():
+        model_dir = path / "model"
+        if not (model_dir / "config.json").is_file():
+            raise SftlabError(
+                f"run dir {path} has no exported model ({model_dir}/config.json missing): "
+                f"it was trained with export=false or did not finish; train again with export=true"
+            )
+        config = None
+        if (path / "config.yaml").is_file():
+            config = OmegaConf.to_container(OmegaConf.load(path / "config.yaml"), resolve=True)
+        return model_dir, config
+    raise SftlabError(
+        f"run={path} is neither a run dir (config.yaml + model/) nor a model folder (config.json)"
+    )
+
+
+def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
+    """Load the model of a run dir or model folder, checking it agrees with the run's config."""
+    model_dir, run_cfg = locate(run)
+    meta = _read_meta(model_dir)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SftlabError(f"cannot load the model in {model_dir}: {first}") from None
+    id2label = model.config.id2label
+    labels = [str(id2label[i]) for i in sorted(id2label)]
+    data = (run_cfg or {}).get("data") or {}
+    _check_labels(
+        labels, data.get("labels"), f"data.labels in {Path(run) / 'config.yaml'}", model_dir
+    )
+    _check_labels(labels, meta.get("labels"), f"'labels' in {model_dir / META_FILE}", model_dir)
+    cleaning = data.get("cleaning", meta.get("cleaning")) or []
+    if not isinstance(cleaning, (list, tuple)):
+        raise SftlabError(f"data.cleaning must be a list of step names, got {cleaning!r}")
+    model.to(_device(device)).eval()
+    return Predictor(
+        model=model,
+        tokenizer=tokenizer,
+        labels=labels,
+        task=str(meta.get("task", "classification")),
+        text_column=str(data.get("text_column") or meta.get("text_column") or "text"),
+        max_length=int(
+            data.get("max_length") or meta.get("max_length") or tokenizer.model_max_length
+        ),
+        cleaning=[str(s) for s in cleaning],
+        source=Path(run),
+    )
+
+
+def _read_meta(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / META_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SftlabError(
+            f"{path} is not valid JSON (line {e.lineno}): re-export the model"
+        ) from None
+
+
+def _check_labels(labels: list[str], expected: Any, where: str, model_dir: Path) -> None:
+    if expected is None:
+        return
+    expected = [str(x) for x in expected]
+    if expected != labels:
+        raise SftlabError(
+            f"the model in {model_dir} has labels {labels} but {where} says {expected}: "
+            f"the folder belongs to another run; re-export it or pass that run's dir"
+        )
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# -- predicting -------------------------------------------------------------------------------
+@torch.inference_mode()
+def class_probabilities(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> np.ndarray:
+    """Softmax probabilities, shape (len(texts), len(labels)), in the order of ``texts``.
+
+    Texts are cleaned and truncated as in training, then batched longest first (less
+    padding; the same batching as the validation loop), then put back in input order.
+    """
+    if batch_size < 1:
+        raise SftlabError(f"batch_size must be >= 1, got {batch_size}")
+    texts = clean_texts(list(texts), predictor.cleaning)
+    enc = predictor.tokenizer(texts, truncation=True, max_length=predictor.max_length)
+    lengths = [len(ids) for ids in enc["input_ids"]]
+    order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
+    probs = np.zeros((len(texts), len(predictor.labels)), dtype=np.float32)
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="predict", unit="batch", disable=not progress):
+        idx = order[start : start + batch_size]
+        features = [{k: enc[k][i] for k in enc} for i in idx]
+        batch = predictor.tokenizer.pad(features, return_tensors="pt").to(predictor.device)
+        logits = predictor.model(**batch).logits.float()
+        probs[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+    return probs
+
+
+def classification_frame(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> pd.DataFrame:
+    """``pred_label`` and one ``prob_<label>`` column per class."""
+    probs = class_probabilities(predictor, texts, batch_size, progress)
+    out = pd.DataFrame({"pred_label": [predictor.labels[i] for i in probs.argmax(axis=1)]})
+    for j, name in enumerate(predictor.labels):
+        out[f"prob_{name}"] = probs[:, j]
+    return out
+
+
+# One function per task: the output columns for a list of texts. Regression, multi-label
+# and generation join here when their training exists.
+TASKS: dict[str, Callable[..., pd.DataFrame]] = {"classification": classification_frame}
+
+
+def check_task(predictor: Predictor) -> None:
+    if predictor.task not in TASKS:
+        raise SftlabError(
+            f"{predictor.source}: task '{predictor.task}' has no prediction yet "
+            f"(supported: {', '.join(TASKS)})"
+        )
+
+
+def predict_frame(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> pd.DataFrame:
+    """The prediction columns for ``texts``, one row per text, for the model's task."""
+    check_task(predictor)
+    return TASKS[predictor.task](predictor, texts, batch_size, progress)

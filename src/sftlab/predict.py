@@ -1,0 +1,61 @@
+"""``predict(cfg) -> Path``: batch inference on a file with a run's exported model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sftlab.errors import SftlabError
+from sftlab.inference import check_task, load_predictor, predict_frame, require
+from sftlab.tables import read_table, write_table
+
+log = logging.getLogger(__name__)
+
+
+def default_output(input_path: Path) -> Path:
+    """``reviews.csv`` -> ``reviews.preds.csv`` next to it."""
+    return input_path.with_name(f"{input_path.stem}.preds{input_path.suffix}")
+
+
+def predict(cfg: Any) -> Path:
+    """Read ``cfg.input``, add the predictions, write ``cfg.output``; return the output path."""
+    require(cfg, ("run", "input"), "python predict.py run=<run dir or model folder> input=<file>")
+    inp = Path(str(cfg.input))
+    out = Path(str(cfg.output)) if cfg.get("output") else default_output(inp)
+    if out.resolve() == inp.resolve():
+        raise SftlabError(f"output={out} would overwrite the input: choose another output path")
+    predictor = load_predictor(cfg.run, device=str(cfg.get("device", "auto")))
+    check_task(predictor)
+    df = read_table(inp)
+    column = str(cfg.get("text_column") or predictor.text_column)
+    if column not in df.columns:
+        raise SftlabError(
+            f"{inp} has no text column '{column}' (columns: {', '.join(map(str, df.columns))}): "
+            f"set text_column=<one of them>"
+        )
+    texts = df[column]
+    missing = texts.isna()
+    if missing.any():
+        log.warning(
+            "%s: %d rows have no text (first: row %d); predicting on ''",
+            inp,
+            int(missing.sum()),
+            int(missing.idxmax()) + 2,
+        )
+    texts = texts.where(~missing, "").astype(str).tolist()
+    preds = predict_frame(
+        predictor,
+        texts,
+        batch_size=int(cfg.get("batch_size", 64)),
+        progress=bool(cfg.get("progress", True)),
+    )
+    clash = [c for c in preds.columns if c in df.columns]
+    if clash:
+        log.warning("%s already has columns %s: they are replaced by the predictions", inp, clash)
+    result = pd.concat([df.drop(columns=clash).reset_index(drop=True), preds], axis=1)
+    write_table(result, out)
+    log.info("wrote %d predictions to %s", len(result), out)
+    return out
