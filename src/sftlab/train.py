@@ -74,6 +74,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "total_params": total,
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 1),
+        "train_rows": len(datamodule.frames["train"]),
     }
     best = checkpoint.best_model_score
     if best is not None:
