@@ -13,14 +13,13 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab import strategies
+from sftlab import loggers, strategies
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json
-from sftlab.loggers import make_logger
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.module import SequenceClassifier
-from sftlab.report import print_metrics
+from sftlab.report import print_metrics, write_report
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +58,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         save_weights_only=False,
         enable_version_counter=False,
     )
-    logger = make_logger(cfg.get("logger"), run_name=_run_name())
+    logger = loggers.make_logger(cfg.get("logger"), run_name=_run_name(), group=_sweep_name())
     callbacks = [checkpoint] + ([LearningRateMonitor("step")] if logger else [])
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    if logger:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    loggers.log_config(logger, cfg)
 
     trainer.fit(module, datamodule=datamodule)
     fit_seconds = time.perf_counter() - started
@@ -97,8 +95,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             )
         write_json(out / "metrics.json", metrics)
         print_metrics(metrics, labels, title=f"test metrics ({out})")
-    if logger and hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
-        logger.experiment.summary.update({k: v for k, v in metrics.items() if _is_number(v)})
+        write_report(out, metrics, labels, monitor=cfg.monitor)
+        loggers.finish(
+            logger, metrics, labels, out, module.model, tokenizer, datamodule.frames.get("test"), data_cfg.max_length
+        )
     return {k: float(v) for k, v in metrics.items() if _is_number(v)}
 
 
@@ -112,6 +112,20 @@ def _run_name() -> str | None:
         from hydra.core.hydra_config import HydraConfig
 
         return ",".join(HydraConfig.get().overrides.task) or "defaults"
+    except (ValueError, ImportError):
+        return None
+
+
+def _sweep_name() -> str | None:
+    """The multirun dir (``2026-11-30_04-16-37``): W&B groups the jobs of one sweep by it."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            return None
+        return "_".join(Path(hydra_cfg.sweep.dir).parts[-2:])
     except (ValueError, ImportError):
         return None
 
