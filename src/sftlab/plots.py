@@ -33,11 +33,15 @@ def metric_by_config(groups: list[Group], metric: str, path: Path) -> Path:
     ax.barh(y, [r[1] for r in rows], xerr=[r[2] for r in rows], color="#4c72b0", alpha=0.8, capsize=4)
     for i, r in enumerate(rows):
         ax.scatter(r[4], [i] * len(r[4]), color="black", s=12, zorder=3)
-    ax.set_yticks(y, [f"{r[0]} (n={r[3]})" for r in rows], fontsize=8)
+    ax.set_yticks(y, [f"{_short(r[0])} (n={r[3]})" for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(f"{metric} (mean +- std over seeds)")
     ax.set_title(f"{metric} per configuration")
     return _save(fig, path)
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def learning_curve(curve: dict[str, list[tuple[float, float, float, int]]], metric: str, path: Path) -> Path:
@@ -48,7 +52,7 @@ def learning_curve(curve: dict[str, list[tuple[float, float, float, int]]], metr
         if not points:
             continue
         xs, means, stds, _ = zip(*points)
-        ax.plot(xs, means, marker="o", label=label)
+        ax.plot(xs, means, marker="o", label=_short(label))
         ax.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], alpha=0.2)
     ax.set_xscale("log")
     ax.set_xlabel("training examples")
