@@ -111,7 +111,10 @@ def _run_name() -> str | None:
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        return ",".join(HydraConfig.get().overrides.task) or "defaults"
+        from sftlab.loggers import SECRET
+
+        task = HydraConfig.get().overrides.task
+        return ",".join(o for o in task if not SECRET.search(o.split("=", 1)[0])) or "defaults"
     except (ValueError, ImportError):
         return None
 
