@@ -12,9 +12,15 @@ from sftlab.report import per_class_table, write_report
 from sftlab.train import train
 
 
-def test_run_writes_report_with_linked_figures(tiny_cfg):
-    cfg = tiny_cfg("trainer.max_epochs=2", "data.batch_size=16")
+def test_run_writes_report_with_linked_figures(tiny_cfg, capsys):
+    cfg = tiny_cfg("trainer.max_epochs=2", "data.batch_size=16", "trainer.enable_progress_bar=true")
     train(cfg)
+    # not a terminal: one plain line per epoch instead of a live bar, then the rich table of test metrics
+    console = capsys.readouterr().out
+    epochs = [line for line in console.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/2", "2/2"]
+    assert all("val/f1_macro" in line and "train/loss_epoch" in line for line in epochs)
+    assert "Epoch 1/" not in console and "test metrics" in console and "test/f1_macro" in console
     out = Path(cfg.output_dir)
     report = (out / "report.md").read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)

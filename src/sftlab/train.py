@@ -19,6 +19,7 @@ from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.module import SequenceClassifier
+from sftlab.progress import progress
 from sftlab.report import print_metrics, write_report
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         enable_version_counter=False,
     )
     logger = loggers.make_logger(cfg.get("logger"), run_name=_run_name(), group=_sweep_name())
-    callbacks = [checkpoint] + ([LearningRateMonitor("step")] if logger else [])
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    bars, bar_args = progress(cfg.trainer.get("enable_progress_bar", True))
+    callbacks = [checkpoint, *bars] + ([LearningRateMonitor("step")] if logger else [])
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **bar_args)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     loggers.log_config(logger, cfg)
 
