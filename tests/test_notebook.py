@@ -18,7 +18,9 @@ def test_notebook_is_committed_without_outputs():
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert code
     for cell in code:
-        assert cell["outputs"] == [] and cell["execution_count"] is None, "strip the outputs before committing"
+        assert cell["outputs"] == [] and cell["execution_count"] is None, (
+            "strip the outputs before committing"
+        )
 
 
 def execute(monkeypatch, **env: str):
@@ -29,7 +31,12 @@ def execute(monkeypatch, **env: str):
         monkeypatch.setenv(key, value)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     started = time.perf_counter()
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    nbclient.NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
     return nb, time.perf_counter() - started
 
 
@@ -59,4 +66,6 @@ def test_notebook_real_minilm_run(monkeypatch):
     metrics = json.loads((ROOT / "outputs" / "quickstart" / "metrics.json").read_text())
     assert metrics["train_rows"] == 400
     assert metrics["test/acc"] > 0.7, metrics  # the majority class alone gives 0.63
-    print(f"notebook: {seconds:.0f} s, test acc {metrics['test/acc']:.3f}, macro-F1 {metrics['test/f1_macro']:.3f}")
+    print(
+        f"notebook: {seconds:.0f} s, test acc {metrics['test/acc']:.3f}, macro-F1 {metrics['test/f1_macro']:.3f}"
+    )

@@ -30,7 +30,10 @@ def test_run_writes_report_with_linked_figures(tiny_cfg, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train_rows"] == 72
     for row in per_class_table(metrics, ["negative", "neutral", "positive"]):
-        assert f"| {row['label']} | 3 | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} |" in report
+        assert (
+            f"| {row['label']} | 3 | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} |"
+            in report
+        )
 
 
 def test_per_class_precision_from_confusion_matrix():
@@ -43,11 +46,15 @@ def test_per_class_precision_from_confusion_matrix():
     }
     rows = per_class_table(metrics, ["a", "b c"])
     assert [r["support"] for r in rows] == [4, 6]
-    assert rows[0]["precision"] == pytest.approx(3 / 5) and rows[1]["precision"] == pytest.approx(4 / 5)
+    assert rows[0]["precision"] == pytest.approx(3 / 5) and rows[1]["precision"] == pytest.approx(
+        4 / 5
+    )
     assert rows[1]["recall"] == pytest.approx(4 / 6)  # label "b c" is keyed as b_c
 
 
 def test_report_without_csv_log(tmp_path):
     metrics = {"test/acc": 0.5, "test/confusion_matrix": [[1, 1], [0, 2]]}
     report = write_report(tmp_path, metrics, ["a", "b"]).read_text()
-    assert "no learning curves" in report and (tmp_path / "report" / "confusion_matrix.png").exists()
+    assert (
+        "no learning curves" in report and (tmp_path / "report" / "confusion_matrix.png").exists()
+    )

@@ -45,14 +45,26 @@ def fake_job(root: Path, num: int, overrides: list[str], metrics: dict | None) -
 def test_summary_groups_seeds_and_lists_failed_jobs(tmp_path):
     values = {("full", 1): 0.6, ("full", 2): 0.8, ("head_only", 1): 0.5}
     for num, ((strategy, seed), f1) in enumerate(values.items()):
-        metrics = {"test/f1_macro": f1, "test/acc": f1 + 0.1, "wall_seconds": 2.0, "trainable_params": 10}
-        fake_job(tmp_path, num, ["model=tiny_bert", f"strategy={strategy}", f"seed={seed}"], metrics)
+        metrics = {
+            "test/f1_macro": f1,
+            "test/acc": f1 + 0.1,
+            "wall_seconds": 2.0,
+            "trainable_params": 10,
+        }
+        fake_job(
+            tmp_path, num, ["model=tiny_bert", f"strategy={strategy}", f"seed={seed}"], metrics
+        )
     fake_job(tmp_path, 3, ["model=tiny_bert", "strategy=head_only", "seed=2"], None)
     jobs = collect_jobs(tmp_path)
     groups = {g.config: g for g in group_jobs(jobs)}
-    assert set(groups) == {"strategy=full", "strategy=head_only"}  # shared override and seed left out
+    assert set(groups) == {
+        "strategy=full",
+        "strategy=head_only",
+    }  # shared override and seed left out
     mean, std, n = groups["strategy=full"].mean_std("test/f1_macro")
-    assert (mean, n) == (pytest.approx(0.7), 2) and std == pytest.approx(statistics.stdev([0.6, 0.8]))
+    assert (mean, n) == (pytest.approx(0.7), 2) and std == pytest.approx(
+        statistics.stdev([0.6, 0.8])
+    )
     assert groups["strategy=head_only"].mean_std("test/f1_macro") == (pytest.approx(0.5), 0.0, 1)
 
     summarize(tmp_path, "test/f1_macro")
@@ -84,8 +96,14 @@ def test_multirun_learning_curve_with_a_failed_job(tmp_path):
         assert [r["status"] for r in group] == ["ok", "ok"]
         assert {int(r["train_rows"]) for r in group} == {size}  # metrics.json holds the actual rows
         # the table's mean +- std is computed from the jobs' own metrics.json
-        f1 = [json.loads((sweep / r["job"] / "metrics.json").read_text())["test/f1_macro"] for r in group]
-        assert f"{statistics.fmean(f1):.4f} +- {statistics.stdev(f1):.4f}" in (sweep / "summary.md").read_text()
+        f1 = [
+            json.loads((sweep / r["job"] / "metrics.json").read_text())["test/f1_macro"]
+            for r in group
+        ]
+        assert (
+            f"{statistics.fmean(f1):.4f} +- {statistics.stdev(f1):.4f}"
+            in (sweep / "summary.md").read_text()
+        )
     assert (sweep / "0" / "error.txt").exists() and not (sweep / "0" / "metrics.json").exists()
     assert (sweep / "summary.png").exists() and (sweep / "learning_curve.png").exists()
     assert "2 failed" in (sweep / "summary.md").read_text()
@@ -106,7 +124,11 @@ def test_nan_objective_fails_the_trial_not_the_study():
     study = optuna.create_study(direction="maximize")
     for value in (math.nan, 0.3, 0.7):
         study.tell(study.ask(), values=[value], state=TrialState.COMPLETE)
-    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert [t.state for t in study.trials] == [
+        TrialState.FAIL,
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+    ]
     assert study.best_value == 0.7
 
 
@@ -129,8 +151,52 @@ def test_optuna_search_survives_a_failed_trial(tmp_path):
     assert "failed (objective is NaN)" in result.stdout + result.stderr
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert best["best_params"]["data.train_size"] == 30
-    assert set(best["best_params"]) >= {"strategy", "optimizer.lr", "data.batch_size", "optimizer.weight_decay"}
+    assert set(best["best_params"]) >= {
+        "strategy",
+        "optimizer.lr",
+        "data.batch_size",
+        "optimizer.weight_decay",
+    }
     assert best["best_value"] == pytest.approx(max(j.metrics["best_val/f1_macro"] for j in ok))
-    assert "1 failed" in (sweep / "summary.md").read_text() or f"{len(failed)} failed" in (
-        sweep / "summary.md"
-    ).read_text()
+    assert (
+        "1 failed" in (sweep / "summary.md").read_text()
+        or f"{len(failed)} failed" in (sweep / "summary.md").read_text()
+    )
+
+
+@pytest.mark.parametrize("name", ["learning_curve", "compare_strategies"])
+def test_experiment_sweeps_compose(name):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONF
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert params.seed == "1,2,3" and len(params) == 2
+    assert cfg.hydra.callbacks.sweep_summary._target_ == "sftlab.sweep.SweepSummary"
+
+
+def test_optuna_search_space_composes():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONF
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["hparams_search=optuna"], return_hydra_config=True)
+    assert (
+        "optuna" in cfg.hydra.sweeper._target_.lower() and cfg.hydra.sweeper.direction == "maximize"
+    )
+    assert set(cfg.hydra.sweeper.params) == {
+        "strategy",
+        "optimizer.lr",
+        "data.batch_size",
+        "optimizer.weight_decay",
+        "scheduler.warmup_ratio",
+    }
+    assert cfg.optimized_metric == "val/f1_macro"

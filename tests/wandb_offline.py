@@ -67,6 +67,9 @@ def read_run(run_dir: Path) -> dict[str, Any]:
                 run["summary"][key] = json.loads(item.value_json)
         elif kind == "history":
             run["history"].append(
-                {(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in rec.history.item}
+                {
+                    (i.key or "/".join(i.nested_key)): json.loads(i.value_json)
+                    for i in rec.history.item
+                }
             )
     return run

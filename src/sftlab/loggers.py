@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 WANDB_TARGET = "lightning.pytorch.loggers.WandbLogger"
 # Our keys in conf/logger/wandb.yaml that WandbLogger does not take.
 SFTLAB_KEYS = ("offline", "predictions", "model_artifact")
-SECRET = re.compile(r"(^|[_\-.])(api_?key|key|token|password|passwd|secret)($|[_\-.])", re.IGNORECASE)
+SECRET = re.compile(
+    r"(^|[_\-.])(api_?key|key|token|password|passwd|secret)($|[_\-.])", re.IGNORECASE
+)
 
 
 def wandb_logged_in() -> bool:
@@ -38,7 +40,9 @@ def wandb_logged_in() -> bool:
     return any("wandb" in host or host == own for host in hosts)
 
 
-def make_logger(cfg: DictConfig | None, run_name: str | None = None, group: str | None = None) -> Any:
+def make_logger(
+    cfg: DictConfig | None, run_name: str | None = None, group: str | None = None
+) -> Any:
     """Instantiate the configured logger; decide W&B's online/offline mode without prompting.
 
     For W&B, returns ``[CSVLogger, WandbLogger]`` so that csv/metrics.csv always exists.
@@ -53,7 +57,10 @@ def make_logger(cfg: DictConfig | None, run_name: str | None = None, group: str 
     extras = {k: values.pop(k, None) for k in SFTLAB_KEYS}
     offline = extras["offline"]
     if offline is None:
-        offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun", "disabled") or not wandb_logged_in()
+        offline = (
+            os.environ.get("WANDB_MODE") in ("offline", "dryrun", "disabled")
+            or not wandb_logged_in()
+        )
     if offline:
         values["log_model"] = False  # checkpoints are large; upload them from an online run
     values["name"] = values.get("name") or run_name
@@ -93,7 +100,9 @@ def _wandb_logger(logger: Any) -> Any:
     return next((each for each in as_list(logger) if isinstance(each, WandbLogger)), None)
 
 
-def sample_predictions(model, tokenizer, frame, labels: list[str], n: int, max_length: int) -> list[tuple]:
+def sample_predictions(
+    model, tokenizer, frame, labels: list[str], n: int, max_length: int
+) -> list[tuple]:
     """The first ``n`` rows of ``frame`` as ``(text, true label, predicted label, probability)``."""
     import torch
 
@@ -107,25 +116,23 @@ def sample_predictions(model, tokenizer, frame, labels: list[str], n: int, max_l
     with torch.no_grad():
         for start in range(0, len(texts), 32):
             chunk = texts[start : start + 32]
-            enc = tokenizer(chunk, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+            enc = tokenizer(
+                chunk, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            )
             enc = {k: v.to(model.device) for k, v in enc.items()}
             probs = torch.softmax(model(**enc).logits.float(), dim=-1)
             score, pred = probs.max(dim=-1)
-            out += [(t, "", labels[int(p)], float(s)) for t, p, s in zip(chunk, pred, score)]
+            out += [
+                (t, "", labels[int(p)], float(s))
+                for t, p, s in zip(chunk, pred, score, strict=True)
+            ]
     model.train(was_training)
     truth = rows["label"].astype(str).tolist()
-    return [(t, y, p, s) for (t, _, p, s), y in zip(out, truth)]
+    return [(t, y, p, s) for (t, _, p, s), y in zip(out, truth, strict=True)]
 
 
 def finish(
-    logger: Any,
-    metrics: dict[str, Any],
-    labels: list[str],
-    run_dir: Path,
-    model=None,
-    tokenizer=None,
-    test_frame=None,
-    max_length: int = 128,
+    logger: Any, metrics: dict[str, Any], run_dir: Path, model=None, tokenizer=None, datamodule=None
 ) -> None:
     """Close the W&B run with its tables and summary (each sweep job is its own, finished run)."""
     wb_logger = _wandb_logger(logger)
@@ -135,9 +142,12 @@ def finish(
 
     from sftlab.report import per_class_table
 
+    labels = datamodule.label_names
     options = getattr(wb_logger, "sftlab_options", {})
     run = wb_logger.experiment
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    scalars = {
+        k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     run.summary.update(scalars)
     cm = metrics.get("test/confusion_matrix")
     if cm:
@@ -156,7 +166,10 @@ def finish(
         )
     n = options.get("predictions") or 0
     if model is not None and tokenizer is not None and n:
-        rows = sample_predictions(model, tokenizer, test_frame, labels, int(n), max_length)
+        test = datamodule.frames.get("test")
+        rows = sample_predictions(
+            model, tokenizer, test, labels, int(n), datamodule.config.max_length
+        )
         table = wandb.Table(columns=["text", "label", "predicted", "score", "correct"])
         for text, true, pred, score in rows:
             table.add_data(text, true, pred, round(float(score), 4), true == pred)

@@ -30,7 +30,9 @@ def metric_by_config(groups: list[Group], metric: str, path: Path) -> Path:
     rows = [r for r in rows if r[3] > 0]
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.5))
     y = list(range(len(rows)))
-    ax.barh(y, [r[1] for r in rows], xerr=[r[2] for r in rows], color="#4c72b0", alpha=0.8, capsize=4)
+    ax.barh(
+        y, [r[1] for r in rows], xerr=[r[2] for r in rows], color="#4c72b0", alpha=0.8, capsize=4
+    )
     for i, r in enumerate(rows):
         ax.scatter(r[4], [i] * len(r[4]), color="black", s=12, zorder=3)
     ax.set_yticks(y, [f"{_short(r[0])} (n={r[3]})" for r in rows], fontsize=8)
@@ -44,16 +46,23 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def learning_curve(curve: dict[str, list[tuple[float, float, float, int]]], metric: str, path: Path) -> Path:
+def learning_curve(
+    curve: dict[str, list[tuple[float, float, float, int]]], metric: str, path: Path
+) -> Path:
     """``metric`` against the number of training rows, one line per other setting, band = +- std."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, points in curve.items():
         points = [p for p in points if not math.isnan(p[1])]
         if not points:
             continue
-        xs, means, stds, _ = zip(*points)
+        xs, means, stds, _ = zip(*points, strict=True)
         ax.plot(xs, means, marker="o", label=_short(label))
-        ax.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], alpha=0.2)
+        ax.fill_between(
+            xs,
+            [m - s for m, s in zip(means, stds, strict=True)],
+            [m + s for m, s in zip(means, stds, strict=True)],
+            alpha=0.2,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("training examples")
     ax.set_ylabel(f"{metric} (mean +- std over seeds)")
@@ -78,7 +87,11 @@ def training_curves(frame: pd.DataFrame, monitor: str, path: Path) -> Path | Non
         steps = frame.dropna(subset=["train/loss_step"])
         per_epoch = steps.groupby("epoch")["step"].max() + 1
         if len(steps) > 1 and len(per_epoch):
-            x = steps["step"] / per_epoch.max() if len(per_epoch) == 1 else _step_to_epoch(steps, per_epoch)
+            x = (
+                steps["step"] / per_epoch.max()
+                if len(per_epoch) == 1
+                else _step_to_epoch(steps, per_epoch)
+            )
             left.plot(x, steps["train/loss_step"], alpha=0.3, label="train loss (steps)")
     left.set_xlabel("epoch")
     left.set_ylabel("loss")
@@ -99,7 +112,9 @@ def _step_to_epoch(steps: pd.DataFrame, per_epoch: pd.Series) -> pd.Series:
     """Fractional epochs for logged steps (epoch e covers steps after the previous epoch's last)."""
     starts = per_epoch.shift(1, fill_value=0)
     lengths = (per_epoch - starts).clip(lower=1)
-    return steps["epoch"] + (steps["step"] - steps["epoch"].map(starts)) / steps["epoch"].map(lengths)
+    return steps["epoch"] + (steps["step"] - steps["epoch"].map(starts)) / steps["epoch"].map(
+        lengths
+    )
 
 
 def confusion_matrix(matrix: list[list[float]], labels: list[str], path: Path) -> Path:
@@ -115,6 +130,14 @@ def confusion_matrix(matrix: list[list[float]], labels: list[str], path: Path) -
         total = sum(row) or 1
         for j, value in enumerate(row):
             color = "white" if value > peak / 2 else "black"
-            ax.text(j, i, f"{int(value)}\n{value / total:.0%}", ha="center", va="center", color=color, fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{int(value)}\n{value / total:.0%}",
+                ha="center",
+                va="center",
+                color=color,
+                fontsize=8,
+            )
     ax.set_title("test confusion matrix")
     return _save(fig, path)

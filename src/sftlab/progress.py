@@ -49,4 +49,9 @@ class EpochLines(Callback):
         parts = [f"{key} {float(metrics[key]):.4f}" for key in SHOWN if key in metrics]
         seconds = time.perf_counter() - getattr(self, "_started", time.perf_counter())
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
-        print(f"epoch {trainer.current_epoch + 1}/{total}  " + "  ".join(parts) + f"  ({seconds:.0f} s)", flush=True)
+        print(
+            f"epoch {trainer.current_epoch + 1}/{total}  "
+            + "  ".join(parts)
+            + f"  ({seconds:.0f} s)",
+            flush=True,
+        )

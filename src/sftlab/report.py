@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 
-def print_metrics(metrics: dict[str, Any], label_names: list[str], title: str = "test metrics") -> None:
+def print_metrics(
+    metrics: dict[str, Any], label_names: list[str], title: str = "test metrics"
+) -> None:
     """The scalar test metrics as a table, then the confusion matrix with label names."""
     console = Console()
     table = Table(title=title, show_header=True, header_style="bold")
@@ -22,7 +24,9 @@ def print_metrics(metrics: dict[str, Any], label_names: list[str], title: str = 
         if key.startswith("best_"):
             table.add_row(key, f"{value:.4f}")
     if "trainable_params" in metrics:
-        table.add_row("trainable params", f"{metrics['trainable_params']:,} of {metrics['total_params']:,}")
+        table.add_row(
+            "trainable params", f"{metrics['trainable_params']:,} of {metrics['total_params']:,}"
+        )
     for key in ("fit_seconds", "wall_seconds"):
         if key in metrics:
             table.add_row(key.replace("_seconds", " time"), f"{metrics[key]:.1f} s")
@@ -33,7 +37,7 @@ def print_metrics(metrics: dict[str, Any], label_names: list[str], title: str = 
         matrix.add_column("")
         for name in label_names:
             matrix.add_column(name, justify="right")
-        for name, row in zip(label_names, cm):
+        for name, row in zip(label_names, cm, strict=False):
             matrix.add_row(name, *(str(int(v)) for v in row))
         console.print(matrix)
 
@@ -74,22 +78,35 @@ def write_report(
     figures = run_dir / "report"
     figures.mkdir(exist_ok=True)
     lines = [f"# Run report: {run_dir.name}", ""]
-    headline = [k for k in ("test/acc", "test/f1_macro", "test/f1_weighted", f"best_{monitor}") if k in metrics]
+    headline = [
+        k
+        for k in ("test/acc", "test/f1_macro", "test/f1_weighted", f"best_{monitor}")
+        if k in metrics
+    ]
     if headline:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {metrics[k]:.4f} |" for k in headline]
         if "trainable_params" in metrics:
-            lines.append(f"| trainable params | {metrics['trainable_params']:,} of {metrics['total_params']:,} |")
+            lines.append(
+                f"| trainable params | {metrics['trainable_params']:,} of {metrics['total_params']:,} |"
+            )
         for key in ("train_rows", "epochs", "wall_seconds"):
             if key in metrics:
                 lines.append(f"| {key.replace('_', ' ')} | {metrics[key]} |")
         lines.append("")
     if metrics.get("test/confusion_matrix"):
-        lines += ["## Per class (test)", "", "| label | support | precision | recall | F1 |", "|---|---|---|---|---|"]
+        lines += [
+            "## Per class (test)",
+            "",
+            "| label | support | precision | recall | F1 |",
+            "|---|---|---|---|---|",
+        ]
         for row in per_class_table(metrics, label_names):
             cells = [_cell(row[k]) for k in ("precision", "recall", "f1")]
             lines.append(f"| {row['label']} | {row['support']} | " + " | ".join(cells) + " |")
-        plots.confusion_matrix(metrics["test/confusion_matrix"], label_names, figures / "confusion_matrix.png")
+        plots.confusion_matrix(
+            metrics["test/confusion_matrix"], label_names, figures / "confusion_matrix.png"
+        )
         lines += ["", "## Confusion matrix (test; rows = true, columns = predicted)", ""]
         lines += ["![test confusion matrix](report/confusion_matrix.png)", ""]
     csv_file = run_dir / "csv" / "metrics.csv"
@@ -98,7 +115,12 @@ def write_report(
 
         curves = plots.training_curves(pd.read_csv(csv_file), monitor, figures / "curves.png")
         if curves:
-            lines += ["## Learning curves", "", "![loss and validation metric per epoch](report/curves.png)", ""]
+            lines += [
+                "## Learning curves",
+                "",
+                "![loss and validation metric per epoch](report/curves.png)",
+                "",
+            ]
     else:
         lines += ["No csv/metrics.csv (logger=null): no learning curves.", ""]
     report = run_dir / "report.md"

@@ -33,7 +33,9 @@ class Job:
     overrides: list[str]
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
-    common: frozenset[str] = frozenset()  # overrides every job of the sweep shares (not shown per job)
+    common: frozenset[str] = (
+        frozenset()
+    )  # overrides every job of the sweep shares (not shown per job)
 
     @property
     def ok(self) -> bool:
@@ -154,9 +156,13 @@ def write_csv(jobs: list[Job], path: Path) -> None:
             )
 
 
-def write_markdown(jobs: list[Job], groups: list[Group], metric: str, path: Path, plots: list[str]) -> None:
+def write_markdown(
+    jobs: list[Job], groups: list[Group], metric: str, path: Path, plots: list[str]
+) -> None:
     columns = [c for c in metric_columns(jobs) if c in MD_METRICS or c == metric]
-    extra = [c for c in ("train_rows", "trainable_params", "wall_seconds") if c in metric_columns(jobs)]
+    extra = [
+        c for c in ("train_rows", "trainable_params", "wall_seconds") if c in metric_columns(jobs)
+    ]
     lines = [f"# Sweep summary: {path.parent.name}", ""]
     failed = [j for j in jobs if not j.ok]
     lines.append(f"{len(jobs)} jobs, {len(jobs) - len(failed)} finished, {len(failed)} failed.")
@@ -180,8 +186,14 @@ def write_markdown(jobs: list[Job], groups: list[Group], metric: str, path: Path
     for job in jobs:
         scalars = job.scalars()
         status = "ok" if job.ok else f"**failed**: {job.error}"
-        cells = [_fmt(scalars.get(c), 4) for c in columns] + [_fmt(scalars.get(c), 1) for c in extra]
-        lines.append(f"| {job.num} | `{' '.join(job.varying) or 'defaults'}` | {status} | " + " | ".join(cells) + " |")
+        cells = [_fmt(scalars.get(c), 4) for c in columns] + [
+            _fmt(scalars.get(c), 1) for c in extra
+        ]
+        lines.append(
+            f"| {job.num} | `{' '.join(job.varying) or 'defaults'}` | {status} | "
+            + " | ".join(cells)
+            + " |"
+        )
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     path.write_text("\n".join(lines) + "\n")
@@ -207,7 +219,9 @@ def summarize(sweep_dir: Path, metric: str = "test/f1_macro") -> list[Job]:
     return jobs
 
 
-def learning_curve(jobs: list[Job], metric: str) -> dict[str, list[tuple[float, float, float, int]]]:
+def learning_curve(
+    jobs: list[Job], metric: str
+) -> dict[str, list[tuple[float, float, float, int]]]:
     """When the sweep varies ``data.train_size``: per other-setting, (rows, mean, std, n) by size."""
     sizes = {j.override_dict().get(SIZE_KEY) for j in jobs}
     if len(sizes - {None}) < 2:
@@ -216,8 +230,13 @@ def learning_curve(jobs: list[Job], metric: str) -> dict[str, list[tuple[float, 
     for job in jobs:
         if not job.ok or metric not in job.scalars():
             continue
-        rest = ",".join(o for o in job.config.split(",") if not o.startswith(f"{SIZE_KEY}=")) or "defaults"
-        lines.setdefault(rest, {}).setdefault(job.override_dict().get(SIZE_KEY, "all"), []).append(job)
+        rest = (
+            ",".join(o for o in job.config.split(",") if not o.startswith(f"{SIZE_KEY}="))
+            or "defaults"
+        )
+        lines.setdefault(rest, {}).setdefault(job.override_dict().get(SIZE_KEY, "all"), []).append(
+            job
+        )
     curve: dict[str, list[tuple[float, float, float, int]]] = {}
     for rest, by_size in lines.items():
         points = []

@@ -19,7 +19,9 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 
-def run_in_sweep(fn: Callable[[Any], dict[str, float]], cfg: Any, run_dir: str | None) -> dict[str, float] | None:
+def run_in_sweep(
+    fn: Callable[[Any], dict[str, float]], cfg: Any, run_dir: str | None
+) -> dict[str, float] | None:
     """Run one sweep job; on any error log it, leave ``error.txt`` in the job dir and return None.
 
     The sweep goes on with the next job; the summary lists this one as failed, and the Optuna
@@ -31,7 +33,9 @@ def run_in_sweep(fn: Callable[[Any], dict[str, float]], cfg: Any, run_dir: str |
         log.error("job failed: %s: %s", type(e).__name__, e)
         if run_dir:
             Path(run_dir).mkdir(parents=True, exist_ok=True)
-            (Path(run_dir) / "error.txt").write_text(traceback.format_exc() + f"\n{type(e).__name__}: {e}\n")
+            (Path(run_dir) / "error.txt").write_text(
+                traceback.format_exc() + f"\n{type(e).__name__}: {e}\n"
+            )
         _finish_wandb()
         return None
 
@@ -109,5 +113,8 @@ class SweepSummary(Callback):
         if jobs:
             failed = sum(not j.ok for j in jobs)
             log.info(
-                "sweep summary: %s (%d jobs, %d failed)", sweep_dir / "summary.md", len(jobs), failed
+                "sweep summary: %s (%d jobs, %d failed)",
+                sweep_dir / "summary.md",
+                len(jobs),
+                failed,
             )

@@ -98,9 +98,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         write_json(out / "metrics.json", metrics)
         print_metrics(metrics, labels, title=f"test metrics ({out})")
         write_report(out, metrics, labels, monitor=cfg.monitor)
-        loggers.finish(
-            logger, metrics, labels, out, module.model, tokenizer, datamodule.frames.get("test"), data_cfg.max_length
-        )
+        loggers.finish(logger, metrics, out, module.model, tokenizer, datamodule)
     return {k: float(v) for k, v in metrics.items() if _is_number(v)}
 
 
