@@ -33,7 +33,7 @@ def execute(monkeypatch, timeout: int = 600, **env: str):
     started = time.perf_counter()
     nbclient.NotebookClient(
         nb,
-        timeout=600,
+        timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOK.parent)}},
     ).execute()
