@@ -64,6 +64,9 @@ def learning_curve(
             alpha=0.2,
         )
     ax.set_xscale("log")
+    sizes = sorted({p[0] for points in curve.values() for p in points if not math.isnan(p[0])})
+    ax.set_xticks(sizes, [f"{x:,.0f}" for x in sizes])  # the measured sizes, not powers of ten
+    ax.minorticks_off()
     ax.set_xlabel("training examples")
     ax.set_ylabel(f"{metric} (mean +- std over seeds)")
     ax.set_title("learning curve over data size")
