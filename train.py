@@ -2,16 +2,21 @@
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sftlab.cli import run_or_exit
+from sftlab.sweep import objective, run_in_sweep
 from sftlab.train import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = run_or_exit(train, cfg, HydraConfig.get().runtime.output_dir)
-    return metrics.get(cfg.get("optimized_metric", "")) if metrics else None
+    hydra_cfg = HydraConfig.get()
+    # In a multirun a failed job is logged and scored NaN; the sweep goes on.
+    run = run_in_sweep if hydra_cfg.mode == RunMode.MULTIRUN else run_or_exit
+    metrics = run(train, cfg, hydra_cfg.runtime.output_dir)
+    return objective(metrics, cfg.get("optimized_metric", "val/f1_macro"))
 
 
 if __name__ == "__main__":

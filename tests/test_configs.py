@@ -62,7 +62,8 @@ def test_trainer_instantiates(name, tmp_path):
 def test_logger_instantiates(name, tmp_path):
     cfg = compose_cfg([f"logger={name}", f"output_dir={tmp_path}"])
     logger = make_logger(cfg.logger, run_name="test")
-    assert logger.save_dir == str(tmp_path)
+    loggers = logger if isinstance(logger, list) else [logger]  # wandb comes with a CSV logger
+    assert [each.save_dir for each in loggers] == [str(tmp_path)] * len(loggers)
 
 
 @pytest.mark.parametrize("name", options("data"))

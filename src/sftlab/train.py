@@ -13,15 +13,15 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab import strategies
+from sftlab import loggers, strategies
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json, write_splits
-from sftlab.loggers import make_logger
 from sftlab.model_card import model_card
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.module import SequenceClassifier
-from sftlab.report import print_metrics
+from sftlab.progress import progress
+from sftlab.report import print_metrics, write_report
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         save_weights_only=False,
         enable_version_counter=False,
     )
-    logger = make_logger(cfg.get("logger"), run_name=_run_name())
-    callbacks = [checkpoint] + ([LearningRateMonitor("step")] if logger else [])
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    logger = loggers.make_logger(cfg.get("logger"), run_name=_run_name(), group=_sweep_name())
+    bars, bar_args = progress(cfg.trainer.get("enable_progress_bar", True))
+    callbacks = [checkpoint, *bars] + ([LearningRateMonitor("step")] if logger else [])
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **bar_args)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    if logger:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    loggers.log_config(logger, cfg)
 
     trainer.fit(module, datamodule=datamodule)
     fit_seconds = time.perf_counter() - started
@@ -76,6 +76,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "total_params": total,
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 1),
+        "train_rows": len(datamodule.frames["train"]),
     }
     best = checkpoint.best_model_score
     if best is not None:
@@ -110,8 +111,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             )
         write_json(out / "metrics.json", metrics)
         print_metrics(metrics, labels, title=f"test metrics ({out})")
-    if logger and hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
-        logger.experiment.summary.update({k: v for k, v in metrics.items() if _is_number(v)})
+        write_report(out, metrics, labels, monitor=cfg.monitor)
+        loggers.finish(logger, metrics, out, module.model, tokenizer, datamodule)
     return {k: float(v) for k, v in metrics.items() if _is_number(v)}
 
 
@@ -124,7 +125,24 @@ def _run_name() -> str | None:
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        return ",".join(HydraConfig.get().overrides.task) or "defaults"
+        from sftlab.loggers import SECRET
+
+        task = HydraConfig.get().overrides.task
+        return ",".join(o for o in task if not SECRET.search(o.split("=", 1)[0])) or "defaults"
+    except (ValueError, ImportError):
+        return None
+
+
+def _sweep_name() -> str | None:
+    """The multirun dir (``2026-11-30_04-16-37``): W&B groups the jobs of one sweep by it."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            return None
+        return "_".join(Path(hydra_cfg.sweep.dir).parts[-2:])
     except (ValueError, ImportError):
         return None
 

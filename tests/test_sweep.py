@@ -1,0 +1,202 @@
+"""Multirun sweeps end with a summary; a failed job is listed, not fatal; Optuna searches go on."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sftlab.summary import collect_jobs, group_jobs, summarize
+from sftlab.sweep import fail_nan_trials, objective
+from tests.conftest import ROOT, TINY
+
+FAST = [*TINY, "trainer.max_epochs=1"]
+
+
+def run_multirun(*args: str, timeout: int = 400) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "-m", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def fake_job(root: Path, num: int, overrides: list[str], metrics: dict | None) -> None:
+    job = root / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if metrics is not None:
+        (job / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_summary_groups_seeds_and_lists_failed_jobs(tmp_path):
+    values = {("full", 1): 0.6, ("full", 2): 0.8, ("head_only", 1): 0.5}
+    for num, ((strategy, seed), f1) in enumerate(values.items()):
+        metrics = {
+            "test/f1_macro": f1,
+            "test/acc": f1 + 0.1,
+            "wall_seconds": 2.0,
+            "trainable_params": 10,
+        }
+        fake_job(
+            tmp_path, num, ["model=tiny_bert", f"strategy={strategy}", f"seed={seed}"], metrics
+        )
+    fake_job(tmp_path, 3, ["model=tiny_bert", "strategy=head_only", "seed=2"], None)
+    jobs = collect_jobs(tmp_path)
+    groups = {g.config: g for g in group_jobs(jobs)}
+    assert set(groups) == {
+        "strategy=full",
+        "strategy=head_only",
+    }  # shared override and seed left out
+    mean, std, n = groups["strategy=full"].mean_std("test/f1_macro")
+    assert (mean, n) == (pytest.approx(0.7), 2) and std == pytest.approx(
+        statistics.stdev([0.6, 0.8])
+    )
+    assert groups["strategy=head_only"].mean_std("test/f1_macro") == (pytest.approx(0.5), 0.0, 1)
+
+    summarize(tmp_path, "test/f1_macro")
+    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "failed"]
+    assert rows[3]["error"] == "no metrics.json" and rows[3]["test/f1_macro"] == ""
+    md = (tmp_path / "summary.md").read_text()
+    assert "4 jobs, 3 finished, 1 failed." in md
+    assert "| `strategy=full` | 2/2 | " in md and "0.7000 +- 0.1414" in md
+    assert "| `strategy=head_only` | 1/2 |" in md
+    assert (tmp_path / "summary.png").stat().st_size > 1000
+    assert not (tmp_path / "learning_curve.png").exists()  # data.train_size did not vary
+
+
+def test_multirun_learning_curve_with_a_failed_job(tmp_path):
+    """3 sizes x 2 seeds; train_size=2 is below the number of labels, so those jobs fail."""
+    sweep = tmp_path / "sweep"
+    result = run_multirun(*FAST, "data.train_size=2,24,48", "seed=1,2", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert len(rows) == 6
+    by_size = {}
+    for row in rows:
+        by_size.setdefault(row["config"], []).append(row)
+    assert {r["status"] for r in by_size["data.train_size=2"]} == {"failed"}
+    assert "smaller than the number of labels" in by_size["data.train_size=2"][0]["error"]
+    for size in (24, 48):
+        group = by_size[f"data.train_size={size}"]
+        assert [r["status"] for r in group] == ["ok", "ok"]
+        assert {int(r["train_rows"]) for r in group} == {size}  # metrics.json holds the actual rows
+        # the table's mean +- std is computed from the jobs' own metrics.json
+        f1 = [
+            json.loads((sweep / r["job"] / "metrics.json").read_text())["test/f1_macro"]
+            for r in group
+        ]
+        assert (
+            f"{statistics.fmean(f1):.4f} +- {statistics.stdev(f1):.4f}"
+            in (sweep / "summary.md").read_text()
+        )
+    assert (sweep / "0" / "error.txt").exists() and not (sweep / "0" / "metrics.json").exists()
+    assert (sweep / "summary.png").exists() and (sweep / "learning_curve.png").exists()
+    assert "2 failed" in (sweep / "summary.md").read_text()
+
+
+def test_objective_reads_best_validation_value_and_nan_on_failure():
+    assert objective({"best_val/f1_macro": 0.5, "test/f1_macro": 0.4}, "val/f1_macro") == 0.5
+    assert objective({"test/f1_macro": 0.4}, "test/f1_macro") == 0.4
+    assert math.isnan(objective(None, "val/f1_macro"))
+    assert math.isnan(objective({"test/acc": 0.4}, "val/nothing"))
+
+
+def test_nan_objective_fails_the_trial_not_the_study():
+    import optuna
+    from optuna.trial import TrialState
+
+    fail_nan_trials()
+    study = optuna.create_study(direction="maximize")
+    for value in (math.nan, 0.3, 0.7):
+        study.tell(study.ask(), values=[value], state=TrialState.COMPLETE)
+    assert [t.state for t in study.trials] == [
+        TrialState.FAIL,
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+    ]
+    assert study.best_value == 0.7
+
+
+def test_optuna_search_survives_a_failed_trial(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = tmp_path / "optuna"
+    result = run_multirun(
+        "hparams_search=optuna",
+        *FAST,
+        "data.train_size=choice(2,30)",  # 2 < number of labels: that trial fails
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = collect_jobs(sweep)
+    assert len(jobs) == 3
+    failed = [j for j in jobs if not j.ok]
+    ok = [j for j in jobs if j.ok]
+    assert failed and ok, "seed 1234 samples both sizes in 3 trials"
+    assert "failed (objective is NaN)" in result.stdout + result.stderr
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_params"]["data.train_size"] == 30
+    assert set(best["best_params"]) >= {
+        "strategy",
+        "optimizer.lr",
+        "data.batch_size",
+        "optimizer.weight_decay",
+    }
+    assert best["best_value"] == pytest.approx(max(j.metrics["best_val/f1_macro"] for j in ok))
+    assert (
+        "1 failed" in (sweep / "summary.md").read_text()
+        or f"{len(failed)} failed" in (sweep / "summary.md").read_text()
+    )
+
+
+@pytest.mark.parametrize("name", ["learning_curve", "compare_strategies"])
+def test_experiment_sweeps_compose(name):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONF
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert params.seed == "1,2,3" and len(params) == 2
+    assert cfg.hydra.callbacks.sweep_summary._target_ == "sftlab.sweep.SweepSummary"
+
+
+def test_optuna_search_space_composes():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONF
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["hparams_search=optuna"], return_hydra_config=True)
+    assert (
+        "optuna" in cfg.hydra.sweeper._target_.lower() and cfg.hydra.sweeper.direction == "maximize"
+    )
+    assert set(cfg.hydra.sweeper.params) == {
+        "strategy",
+        "optimizer.lr",
+        "data.batch_size",
+        "optimizer.weight_decay",
+        "scheduler.warmup_ratio",
+    }
+    assert cfg.optimized_metric == "val/f1_macro"
