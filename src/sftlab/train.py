@@ -17,6 +17,7 @@ from sftlab import strategies
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json
+from sftlab.features import cache_features
 from sftlab.loggers import make_logger
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.module import SequenceClassifier
@@ -40,15 +41,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     labels = datamodule.label_names
     model = load_model(cfg.model, labels, tokenizer)
-    instantiate(cfg.strategy.apply)(model)
+    model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     trainable, total = strategies.count_parameters(model)
     log.info(strategies.describe(model))
+    trained = model  # what the Lightning module runs: the model, or its head on cached features
+    if cfg.strategy.get("cache_features"):
+        trained, datamodule = cache_features(
+            model, datamodule, str(cfg.trainer.precision), cfg.strategy.get("cache_max_memory_mb", 2048), out / "features"
+        )
 
+    optimizer_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    layer_decay = optimizer_cfg.pop("layer_decay", None)  # sftlab's own key, not the optimizer's
     module = SequenceClassifier(
-        model,
+        trained,
         labels,
-        optimizer=instantiate(cfg.optimizer),
+        optimizer=instantiate(optimizer_cfg),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        layer_decay=layer_decay,
     )
     checkpoint = ModelCheckpoint(
         dirpath=out / "checkpoints",
@@ -61,6 +70,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     logger = make_logger(cfg.get("logger"), run_name=_run_name())
     callbacks = [checkpoint] + ([LearningRateMonitor("step")] if logger else [])
+    if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
+        callbacks.append(instantiate(cfg.strategy.callback))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     if logger:
@@ -89,7 +100,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         if cfg.get("export", True):
             export_model(
-                module.model,
+                strategies.prepare_for_export(model),  # LoRA: merged, unless strategy.adapter_only
                 tokenizer,
                 out / "model",
                 extra={"labels": labels, "max_length": data_cfg.max_length, "task": "classification"},

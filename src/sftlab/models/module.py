@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from sftlab.metrics import classification_metrics, confusion_matrix
-
-NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+from sftlab.optim import apply_lr_scale, param_groups
 
 
 class SequenceClassifier(L.LightningModule):
@@ -22,6 +21,7 @@ class SequenceClassifier(L.LightningModule):
         label_names: label names in id order (for per-class metric keys).
         optimizer: a partial optimizer (``_partial_: true`` config) awaiting the parameters.
         scheduler: a partial schedule awaiting the optimizer and ``num_training_steps``.
+        layer_decay: layer-wise lr decay (``optimizer.layer_decay``); None = one lr for all.
     """
 
     def __init__(
@@ -30,6 +30,7 @@ class SequenceClassifier(L.LightningModule):
         label_names: list[str],
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        layer_decay: float | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
@@ -40,6 +41,7 @@ class SequenceClassifier(L.LightningModule):
         self.label_names = list(label_names)
         self.optimizer_fn = optimizer
         self.scheduler_fn = scheduler
+        self.layer_decay = layer_decay
         self.loss_fn = nn.CrossEntropyLoss()
         metrics = classification_metrics(self.label_names)
         self.train_metrics = metrics.clone(prefix="train/")
@@ -98,12 +100,7 @@ class SequenceClassifier(L.LightningModule):
         return values
 
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            if param.requires_grad:
-                (no_decay if any(k in name for k in NO_DECAY) else decay).append(param)
-        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = self.optimizer_fn([g for g in groups if g["params"]])
+        optimizer = apply_lr_scale(self.optimizer_fn(param_groups(self.model, self.layer_decay)))
         if self.scheduler_fn is None:
             return {"optimizer": optimizer}
         scheduler = self.scheduler_fn(
