@@ -43,3 +43,14 @@ def apply_lr_scale(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     for group in optimizer.param_groups:
         group["lr"] = group["lr"] * group.pop("lr_scale", 1.0)
     return optimizer
+
+
+def optimizer_from_config(optimizer_cfg: Any) -> tuple[Any, float | None]:
+    """(partial optimizer, layer_decay) from the ``optimizer`` node: ``layer_decay`` is sftlab's
+    own key, read here and kept away from the optimizer class."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(optimizer_cfg, resolve=True) if OmegaConf.is_config(optimizer_cfg) else dict(optimizer_cfg)
+    layer_decay = values.pop("layer_decay", None)
+    return instantiate(values), layer_decay

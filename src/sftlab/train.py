@@ -21,6 +21,7 @@ from sftlab.features import cache_features
 from sftlab.loggers import make_logger
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.module import SequenceClassifier
+from sftlab.optim import optimizer_from_config
 from sftlab.report import print_metrics
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
             model, datamodule, str(cfg.trainer.precision), cfg.strategy.get("cache_max_memory_mb", 2048), out / "features"
         )
 
-    optimizer_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
-    layer_decay = optimizer_cfg.pop("layer_decay", None)  # sftlab's own key, not the optimizer's
+    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
     module = SequenceClassifier(
         trained,
         labels,
-        optimizer=instantiate(optimizer_cfg),
+        optimizer=optimizer,
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         layer_decay=layer_decay,
     )
