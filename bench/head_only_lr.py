@@ -18,7 +18,6 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import lightning.pytorch as L  # noqa: E402
-import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
@@ -36,12 +35,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2, 3e-2])
     args = parser.parse_args()
-    overrides = ["strategy=head_only", f"model.pooling={args.pooling}"] if args.pooling != "null" else ["strategy=head_only"]
+    overrides = (
+        ["strategy=head_only", f"model.pooling={args.pooling}"]
+        if args.pooling != "null"
+        else ["strategy=head_only"]
+    )
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     L.seed_everything(cfg.seed, verbose=False)
     tokenizer = load_tokenizer(cfg.model)
-    dm = TextClassificationDataModule(DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed)
+    dm = TextClassificationDataModule(
+        DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed
+    )
     dm.setup("fit")
     model = head_only(load_model(cfg.model, dm.label_names, tokenizer))
     initial = {k: v.clone() for k, v in model.state_dict().items()}
@@ -53,20 +58,38 @@ def main() -> None:
         optimizer, _ = optimizer_from_config({**dict(cfg.optimizer), "lr": lr})
         module = SequenceClassifier(head, dm.label_names, optimizer, instantiate(cfg.scheduler))
         trainer = L.Trainer(
-            max_epochs=args.epochs, accelerator="cpu", precision=cfg.trainer.precision, logger=False,
-            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            gradient_clip_val=1.0, num_sanity_val_steps=0,
+            max_epochs=args.epochs,
+            accelerator="cpu",
+            precision=cfg.trainer.precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            gradient_clip_val=1.0,
+            num_sanity_val_steps=0,
         )
         trainer.fit(module, datamodule=features)
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         trainer.test(module, datamodule=features, verbose=False)
-        results.append({"lr": lr, "val/f1_macro": round(val["val/f1_macro"], 4), "val/acc": round(val["val/acc"], 4),
-                        "test/acc": round(module.test_results["test/acc"], 4),
-                        "test/f1_macro": round(module.test_results["test/f1_macro"], 4)})
+        results.append(
+            {
+                "lr": lr,
+                "val/f1_macro": round(val["val/f1_macro"], 4),
+                "val/acc": round(val["val/acc"], 4),
+                "test/acc": round(module.test_results["test/acc"], 4),
+                "test/f1_macro": round(module.test_results["test/f1_macro"], 4),
+            }
+        )
         print(results[-1], flush=True)
     out = ROOT / "bench" / "results" / f"head_only_lr_{args.pooling}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"pooling": args.pooling, "epochs": args.epochs, "last_epoch_metrics": results}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {"pooling": args.pooling, "epochs": args.epochs, "last_epoch_metrics": results},
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -52,12 +52,16 @@ def compose_train(overrides: list[str], output_dir: Path):
     return cfg
 
 
-def hf_trainer_frozen(cfg, epochs: int, max_steps: int | None, batch_size: int, lr: float, workdir: Path) -> dict:
+def hf_trainer_frozen(
+    cfg, epochs: int, max_steps: int | None, batch_size: int, lr: float, workdir: Path
+) -> dict:
     """The Hugging Face recipe: AutoModelForSequenceClassification, body frozen, Trainer.train()."""
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     tokenizer = load_tokenizer(cfg.model)
-    dm = TextClassificationDataModule(DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed)
+    dm = TextClassificationDataModule(
+        DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed
+    )
     dm.setup("fit")
     model = strategies.head_only(load_model(cfg.model, dm.label_names, tokenizer))
     args = TrainingArguments(
@@ -74,7 +78,12 @@ def hf_trainer_frozen(cfg, epochs: int, max_steps: int | None, batch_size: int, 
         seed=cfg.seed,
         dataloader_num_workers=0,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=dm.datasets["train"], data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dm.datasets["train"],
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
     cpu = cpu_seconds()
     out = trainer.train()
     cpu = cpu_seconds() - cpu
@@ -101,8 +110,14 @@ def hf_trainer_frozen(cfg, epochs: int, max_steps: int | None, batch_size: int, 
 
 def sftlab_cached(epochs: int, workdir: Path, overrides: list[str]) -> dict:
     cfg = compose_train(
-        ["strategy=head_only", "model.pooling=mean", f"trainer.max_epochs={epochs}",
-         "trainer.enable_progress_bar=false", "logger=csv", *overrides],
+        [
+            "strategy=head_only",
+            "model.pooling=mean",
+            f"trainer.max_epochs={epochs}",
+            "trainer.enable_progress_bar=false",
+            "logger=csv",
+            *overrides,
+        ],
         workdir / "sftlab",
     )
     started, cpu = time.perf_counter(), cpu_seconds()
@@ -122,18 +137,28 @@ def sftlab_cached(epochs: int, workdir: Path, overrides: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--hf-max-steps", type=int, default=None, help="time only this many Trainer steps")
+    parser.add_argument(
+        "--hf-max-steps", type=int, default=None, help="time only this many Trainer steps"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--hf-lr", type=float, default=5e-5)
-    parser.add_argument("--overrides", nargs="*", default=[], help="extra Hydra overrides for both runs")
+    parser.add_argument(
+        "--overrides", nargs="*", default=[], help="extra Hydra overrides for both runs"
+    )
     parser.add_argument("--name", default="head_only_speed", help="results file stem")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sftlab-bench-") as tmp:
         work = Path(tmp)
-        base = compose_train(["strategy=head_only", f"data.batch_size={args.batch_size}", *args.overrides], work)
-        hf = hf_trainer_frozen(base, args.epochs, args.hf_max_steps, args.batch_size, args.hf_lr, work)
-        ours = sftlab_cached(args.epochs, work, [f"data.batch_size={args.batch_size}", *args.overrides])
+        base = compose_train(
+            ["strategy=head_only", f"data.batch_size={args.batch_size}", *args.overrides], work
+        )
+        hf = hf_trainer_frozen(
+            base, args.epochs, args.hf_max_steps, args.batch_size, args.hf_lr, work
+        )
+        ours = sftlab_cached(
+            args.epochs, work, [f"data.batch_size={args.batch_size}", *args.overrides]
+        )
     result = {
         "what": f"{args.epochs} epochs of head-only training, MiniLM on airline_sentiment",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}",
@@ -153,7 +178,11 @@ def main() -> None:
 
 def render(r: dict) -> str:
     hf, ours = r["hf_trainer_frozen_body"], r["sftlab_cached_head_only"]
-    how = f"extrapolated from {hf['steps_timed']} of {hf['steps_for_epochs']} steps" if hf["extrapolated"] else "measured"
+    how = (
+        f"extrapolated from {hf['steps_timed']} of {hf['steps_for_epochs']} steps"
+        if hf["extrapolated"]
+        else "measured"
+    )
     return (
         f"# Head-only speed ({r['what']})\n\n"
         f"Machine: {r['machine']}; load average at the end {tuple(round(x, 1) for x in r['load_average_at_end'])}.\n\n"

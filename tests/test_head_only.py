@@ -19,6 +19,7 @@ from sftlab.models.backbone import load_tokenizer
 from sftlab.train import train
 from tests.conftest import TINY, compose_cfg
 
+
 def run(out, *overrides: str):
     return train(compose_cfg([*TINY, *overrides], output_dir=out))
 
@@ -62,21 +63,38 @@ LOAD_WITHOUT_SFTLAB = textwrap.dedent(
 
 def test_mean_pooled_model_exports_and_loads_without_sftlab(tiny_cfg, tmp_path):
     out = tmp_path / "run"
-    cfg = tiny_cfg("strategy=head_only", "model.pooling=mean", "trainer.max_epochs=3", "data.batch_size=8")
+    cfg = tiny_cfg(
+        "strategy=head_only", "model.pooling=mean", "trainer.max_epochs=3", "data.batch_size=8"
+    )
     metrics = train(cfg)
     model_dir = tmp_path / "copied_model"  # a plain folder, away from the run and the sources
     shutil.copytree(out / "model", model_dir)
     config = json.loads((model_dir / "config.json").read_text())
     assert config["pooling"] == "mean"
     assert config["auto_map"]["AutoModelForSequenceClassification"].startswith("modeling_pooled.")
-    assert "sftlab" not in (model_dir / "modeling_pooled.py").read_text().split('"""', 2)[2].replace("sftlab_pooled", "")
+    assert "sftlab" not in (model_dir / "modeling_pooled.py").read_text().split('"""', 2)[
+        2
+    ].replace("sftlab_pooled", "")
 
-    dm = TextClassificationDataModule(DataConfig.from_dict(dict(cfg.data)), load_tokenizer(cfg.model), seed=cfg.seed)
+    dm = TextClassificationDataModule(
+        DataConfig.from_dict(dict(cfg.data)), load_tokenizer(cfg.model), seed=cfg.seed
+    )
     test = dm.load_frames()["test"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
-        [sys.executable, "-I", "-c", LOAD_WITHOUT_SFTLAB, str(model_dir), json.dumps(test["text"].tolist())],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            LOAD_WITHOUT_SFTLAB,
+            str(model_dir),
+            json.dumps(test["text"].tolist()),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     preds = json.loads(result.stdout.strip().splitlines()[-1])

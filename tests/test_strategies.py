@@ -6,7 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, DistilBertConfig, LlamaConfig, RobertaConfig
+from transformers import (
+    AutoModelForSequenceClassification,
+    DistilBertConfig,
+    LlamaConfig,
+    RobertaConfig,
+)
 
 from sftlab import strategies
 from sftlab.errors import SftlabError
@@ -16,7 +21,12 @@ from sftlab.strategies.gradual import GradualUnfreezing, unfreeze_top
 from tests.conftest import TINY, compose_cfg
 
 LABELS = ["negative", "neutral", "positive"]
-TEXTS = ["the flight was late again", "thanks for the upgrade!", "gate change at 5pm", "lost my bag"]
+TEXTS = [
+    "the flight was late again",
+    "thanks for the upgrade!",
+    "gate change at 5pm",
+    "lost my bag",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +62,9 @@ def assert_only_trainable_moved(model, changed: dict[str, bool]) -> None:
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable, "nothing trains"
     for name, moved in changed.items():
-        assert moved == (name in trainable), f"{name}: trainable={name in trainable} but moved={moved}"
+        assert moved == (name in trainable), (
+            f"{name}: trainable={name in trainable} but moved={moved}"
+        )
 
 
 HEAD = ("bert.pooler.", "classifier.")
@@ -68,7 +80,11 @@ HEAD = ("bert.pooler.", "classifier.")
     ],
 )
 def test_strategy_trains_exactly_its_parameters(tokenizer, strategy, expected):
-    cfg = compose_cfg([*TINY, f"strategy={strategy}", "strategy.k=1"] if strategy == "top_k" else [*TINY, f"strategy={strategy}"])
+    cfg = compose_cfg(
+        [*TINY, f"strategy={strategy}", "strategy.k=1"]
+        if strategy == "top_k"
+        else [*TINY, f"strategy={strategy}"]
+    )
     model = tiny_model(tokenizer)
     from hydra.utils import instantiate
 
@@ -142,9 +158,35 @@ def test_layer_decay_scales_lr_by_depth_from_the_top(tokenizer):
 @pytest.mark.parametrize(
     "config, prefix, top_block",
     [
-        (DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, vocab_size=100), "distilbert.transformer.layer", 1),
-        (RobertaConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, vocab_size=100), "roberta.encoder.layer", 2),
-        (LlamaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, intermediate_size=64, vocab_size=100, pad_token_id=0), "model.layers", 1),
+        (
+            DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, vocab_size=100),
+            "distilbert.transformer.layer",
+            1,
+        ),
+        (
+            RobertaConfig(
+                hidden_size=32,
+                num_hidden_layers=3,
+                num_attention_heads=2,
+                intermediate_size=64,
+                vocab_size=100,
+            ),
+            "roberta.encoder.layer",
+            2,
+        ),
+        (
+            LlamaConfig(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                num_key_value_heads=2,
+                intermediate_size=64,
+                vocab_size=100,
+                pad_token_id=0,
+            ),
+            "model.layers",
+            1,
+        ),
     ],
 )
 def test_layers_are_found_across_architectures(config, prefix, top_block):
@@ -158,3 +200,9 @@ def test_layers_are_found_across_architectures(config, prefix, top_block):
     assert not any("embed" in n for n in names)
     peft_model = strategies.lora(model, r=2)  # a default target per architecture
     assert any("lora_A" in n for n, _ in peft_model.named_parameters())
+
+
+def test_layer_decay_without_blocks_names_the_fix():
+    head = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    with pytest.raises(SftlabError, match="use it with strategy=full or top_k"):
+        param_groups(head, layer_decay=0.8)

@@ -33,8 +33,10 @@ Split = tuple[Callable[..., torch.Tensor], dict[str, nn.Module], Callable[..., t
 def split_model(model: nn.Module) -> Split:
     """(body: inputs -> features, head modules, head: (modules, features) -> logits)."""
     if isinstance(model, PooledForSequenceClassification):
-        return model.features, {"dropout": model.dropout, "classifier": model.classifier}, (
-            lambda m, f: m["classifier"](m["dropout"](f))
+        return (
+            model.features,
+            {"dropout": model.dropout, "classifier": model.classifier},
+            (lambda m, f: m["classifier"](m["dropout"](f))),
         )
     kind = getattr(model.config, "model_type", "")
     if kind == "bert":
@@ -48,13 +50,21 @@ def split_model(model: nn.Module) -> Split:
 
         return _first_token(model.bert), parts, bert_head
     if kind == "distilbert":
-        parts = {"pre": model.pre_classifier, "dropout": model.dropout, "classifier": model.classifier}
-        return _first_token(model.distilbert), parts, (
-            lambda m, f: m["classifier"](m["dropout"](torch.relu(m["pre"](f))))
+        parts = {
+            "pre": model.pre_classifier,
+            "dropout": model.dropout,
+            "classifier": model.classifier,
+        }
+        return (
+            _first_token(model.distilbert),
+            parts,
+            (lambda m, f: m["classifier"](m["dropout"](torch.relu(m["pre"](f))))),
         )
     if kind in {"roberta", "xlm-roberta"}:
-        return _first_token(model.roberta), {"classifier": model.classifier}, (
-            lambda m, f: m["classifier"](f.unsqueeze(1))
+        return (
+            _first_token(model.roberta),
+            {"classifier": model.classifier},
+            (lambda m, f: m["classifier"](f.unsqueeze(1))),
         )
     raise SftlabError(
         f"strategy.cache_features does not know where the head of {type(model).__name__} starts "
@@ -95,10 +105,20 @@ class FeatureDataset(Dataset):
 class FeatureDataModule(L.LightningDataModule):
     """Batches of cached features, in the same order the text DataModule would give."""
 
-    def __init__(self, datasets: dict[str, FeatureDataset], batch_size: int, eval_batch_size: int, group_by_length: bool):
+    def __init__(
+        self,
+        datasets: dict[str, FeatureDataset],
+        batch_size: int,
+        eval_batch_size: int,
+        group_by_length: bool,
+    ):
         super().__init__()
         self.datasets = datasets
-        self.batch_size, self.eval_batch_size, self.group_by_length = batch_size, eval_batch_size, group_by_length
+        self.batch_size, self.eval_batch_size, self.group_by_length = (
+            batch_size,
+            eval_batch_size,
+            group_by_length,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         # The head's matmuls are tiny: one thread avoids the thread pool's per-op synchronisation,
@@ -112,7 +132,11 @@ class FeatureDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         ds = self.datasets["train"]
         # The text DataModule's sampler over the same lengths: the same batches, epoch by epoch.
-        sampler = LengthGroupedSampler(self.batch_size, lengths=ds.lengths) if self.group_by_length else None
+        sampler = (
+            LengthGroupedSampler(self.batch_size, lengths=ds.lengths)
+            if self.group_by_length
+            else None
+        )
         return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, shuffle=sampler is None)
 
     def _eval(self, split: str) -> DataLoader:
@@ -151,7 +175,9 @@ def extract(
             shape = (len(dataset), feats.shape[-1])
             if store is not None:
                 store.parent.mkdir(parents=True, exist_ok=True)
-                out = torch.from_numpy(np.lib.format.open_memmap(store, mode="w+", dtype=np.float32, shape=shape))
+                out = torch.from_numpy(
+                    np.lib.format.open_memmap(store, mode="w+", dtype=np.float32, shape=shape)
+                )
             else:
                 out = torch.empty(shape)
         out[idx] = feats
@@ -166,13 +192,19 @@ def cache_features(
     store_dir: Path | None = None,
 ) -> tuple[CachedHead, FeatureDataModule]:
     """Run the frozen body once over every split; return the head and batches of its inputs."""
-    if any(p.requires_grad for n, p in model.named_parameters() if not _in(p, split_model(model)[1])):
-        raise SftlabError("strategy.cache_features needs a frozen body: use it with strategy=head_only")
+    if any(
+        p.requires_grad for n, p in model.named_parameters() if not _in(p, split_model(model)[1])
+    ):
+        raise SftlabError(
+            "strategy.cache_features needs a frozen body: use it with strategy=head_only"
+        )
     body, parts, head = split_model(model)
     model.eval()  # the frozen body runs without dropout; the head goes back to train mode in the module
     started = time.perf_counter()
     cfg = datamodule.config
-    hidden = next(m.in_features for part in parts.values() for m in part.modules() if isinstance(m, nn.Linear))
+    hidden = next(
+        m.in_features for part in parts.values() for m in part.modules() if isinstance(m, nn.Linear)
+    )
     rows = sum(len(ds) for ds in datamodule.datasets.values())
     on_disk = store_dir is not None and rows * hidden * 4 / 2**20 > max_memory_mb
     datasets = {}
@@ -181,10 +213,14 @@ def cache_features(
         feats = extract(body, ds, datamodule.collate, cfg.eval_batch_size, precision, store)
         datasets[split] = FeatureDataset(feats, ds.labels, ds.lengths)
     log.info(
-        "cached features of %d rows in %.1f s (%s)", rows, time.perf_counter() - started,
+        "cached features of %d rows in %.1f s (%s)",
+        rows,
+        time.perf_counter() - started,
         f"on disk in {store_dir}" if on_disk else "in memory",
     )
-    return CachedHead(parts, head), FeatureDataModule(datasets, cfg.batch_size, cfg.eval_batch_size, cfg.group_by_length)
+    return CachedHead(parts, head), FeatureDataModule(
+        datasets, cfg.batch_size, cfg.eval_batch_size, cfg.group_by_length
+    )
 
 
 def _in(param: torch.Tensor, parts: dict[str, nn.Module]) -> bool:

@@ -21,7 +21,15 @@ def param_groups(model: nn.Module, layer_decay: float | None = None) -> list[dic
     if layer_decay is not None and not 0 < layer_decay <= 1:
         raise SftlabError(f"optimizer.layer_decay must be in (0, 1] or null, got {layer_decay}")
     take_frozen = getattr(model, UNFREEZE_LATER, False)
-    prefix, n_layers = find_layers(model) if layer_decay is not None else ("", 0)
+    prefix, n_layers = "", 0
+    if layer_decay is not None:
+        try:
+            prefix, n_layers = find_layers(model)
+        except SftlabError:
+            raise SftlabError(
+                f"optimizer.layer_decay={layer_decay} needs transformer blocks to decay over: use it with "
+                f"strategy=full or top_k, or set optimizer.layer_decay=null"
+            ) from None
     groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not (param.requires_grad or take_frozen):
@@ -51,6 +59,10 @@ def optimizer_from_config(optimizer_cfg: Any) -> tuple[Any, float | None]:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    values = OmegaConf.to_container(optimizer_cfg, resolve=True) if OmegaConf.is_config(optimizer_cfg) else dict(optimizer_cfg)
+    values = (
+        OmegaConf.to_container(optimizer_cfg, resolve=True)
+        if OmegaConf.is_config(optimizer_cfg)
+        else dict(optimizer_cfg)
+    )
     layer_decay = values.pop("layer_decay", None)
     return instantiate(values), layer_decay

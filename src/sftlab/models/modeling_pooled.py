@@ -27,7 +27,13 @@ class PooledClassifierConfig(PretrainedConfig):
 
     model_type = "sftlab_pooled"
 
-    def __init__(self, backbone: dict | None = None, pooling: str = "mean", classifier_dropout: float = 0.1, **kwargs):
+    def __init__(
+        self,
+        backbone: dict | None = None,
+        pooling: str = "mean",
+        classifier_dropout: float = 0.1,
+        **kwargs,
+    ):
         if isinstance(backbone, PretrainedConfig):
             backbone = backbone.to_dict()
         self.backbone = dict(backbone or {})
@@ -58,9 +64,13 @@ class PooledForSequenceClassification(PreTrainedModel):
 
     def __init__(self, config: PooledClassifierConfig, backbone: PreTrainedModel | None = None):
         super().__init__(config)
-        self.backbone = backbone if backbone is not None else AutoModel.from_config(config.backbone_config())
+        self.backbone = (
+            backbone if backbone is not None else AutoModel.from_config(config.backbone_config())
+        )
         if getattr(self.backbone, "pooler", None) is not None:
-            self.backbone.pooler = None  # BERT's tanh pooler reads only [CLS]; this head pools itself
+            self.backbone.pooler = (
+                None  # BERT's tanh pooler reads only [CLS]; this head pools itself
+            )
         hidden = self.backbone.config.hidden_size
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(hidden, config.num_labels)
@@ -74,7 +84,9 @@ class PooledForSequenceClassification(PreTrainedModel):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
 
-    def features(self, input_ids=None, attention_mask=None, token_type_ids=None, **kwargs) -> torch.Tensor:
+    def features(
+        self, input_ids=None, attention_mask=None, token_type_ids=None, **kwargs
+    ) -> torch.Tensor:
         """The pooled vector the head reads: what a frozen backbone contributes."""
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
@@ -84,7 +96,9 @@ class PooledForSequenceClassification(PreTrainedModel):
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(features))
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
+    def forward(
+        self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs
+    ):
         kwargs.pop("return_dict", None)
         logits = self.head(self.features(input_ids, attention_mask, token_type_ids, **kwargs))
         loss = None

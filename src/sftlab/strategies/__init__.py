@@ -13,7 +13,13 @@ from torch import nn
 
 from sftlab.errors import SftlabError
 from sftlab.strategies.gradual import GradualUnfreezing, gradual
-from sftlab.strategies.layers import HEAD_PREFIXES, depth_from_top, find_layers, is_head, layer_index
+from sftlab.strategies.layers import (
+    HEAD_PREFIXES,
+    depth_from_top,
+    find_layers,
+    is_head,
+    layer_index,
+)
 from sftlab.strategies.lora import lora, prepare_for_export
 
 __all__ = [
@@ -67,7 +73,9 @@ def top_k(model: nn.Module, k: int = 2) -> nn.Module:
     """The last ``k`` transformer blocks, anything above them (final norm, pooler) and the head."""
     prefix, n_layers = find_layers(model)
     if not 0 <= k <= n_layers:
-        raise SftlabError(f"strategy.k must be in [0, {n_layers}] for this model ({n_layers} blocks), got {k}")
+        raise SftlabError(
+            f"strategy.k must be in [0, {n_layers}] for this model ({n_layers} blocks), got {k}"
+        )
 
     def trains(name: str) -> bool:
         depth = depth_from_top(name, prefix, n_layers)

@@ -64,6 +64,10 @@ class GradualUnfreezing(L.Callback):
             total = sum(p.numel() for p in pl_module.model.parameters())
             log.info(
                 "gradual: epoch %d, top %d unit(s) unfrozen; trainable params: %s of %s (%.2f%%)",
-                trainer.current_epoch, n, f"{trainable:,}", f"{total:,}", 100 * trainable / total,
+                trainer.current_epoch,
+                n,
+                f"{trainable:,}",
+                f"{total:,}",
+                100 * trainable / total,
             )
             self.unfrozen = n

@@ -32,7 +32,13 @@ def model_type(model: nn.Module) -> str:
 
 def head_modules(model: nn.Module) -> list[str]:
     """Names (last component) of the head modules present: PEFT trains and saves them whole."""
-    return sorted({n.rsplit(".", 1)[-1] for n, _ in model.named_modules() if n.rsplit(".", 1)[-1] in HEAD_PREFIXES})
+    return sorted(
+        {
+            n.rsplit(".", 1)[-1]
+            for n, _ in model.named_modules()
+            if n.rsplit(".", 1)[-1] in HEAD_PREFIXES
+        }
+    )
 
 
 def lora(
