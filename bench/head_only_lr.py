@@ -34,6 +34,9 @@ def main() -> None:
     parser.add_argument("--pooling", default="mean")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2, 3e-2])
+    parser.add_argument("--dropouts", type=float, nargs="+", default=[None], help="head dropout (default: the model's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="seeds of the head's shuffling and dropout")
+    parser.add_argument("--name", default=None, help="results file stem")
     args = parser.parse_args()
     overrides = (
         ["strategy=head_only", f"model.pooling={args.pooling}"]
@@ -52,9 +55,12 @@ def main() -> None:
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     head, features = cache_features(model, dm, str(cfg.trainer.precision))
     results = []
-    for lr in args.lrs:
-        model.load_state_dict(initial)  # the same initial head for every lr
-        L.seed_everything(cfg.seed, verbose=False)
+    runs = [(lr, d, seed) for lr in args.lrs for d in args.dropouts for seed in args.seeds]
+    for lr, dropout, seed in runs:
+        model.load_state_dict(initial)  # the same initial head for every run
+        if dropout is not None:
+            head.parts["dropout"].p = dropout
+        L.seed_everything(seed, verbose=False)
         optimizer, _ = optimizer_from_config({**dict(cfg.optimizer), "lr": lr})
         module = SequenceClassifier(head, dm.label_names, optimizer, instantiate(cfg.scheduler))
         trainer = L.Trainer(
@@ -74,6 +80,8 @@ def main() -> None:
         results.append(
             {
                 "lr": lr,
+                "head_dropout": head.parts["dropout"].p,
+                "seed": seed,
                 "val/f1_macro": round(val["val/f1_macro"], 4),
                 "val/acc": round(val["val/acc"], 4),
                 "test/acc": round(module.test_results["test/acc"], 4),
@@ -81,7 +89,7 @@ def main() -> None:
             }
         )
         print(results[-1], flush=True)
-    out = ROOT / "bench" / "results" / f"head_only_lr_{args.pooling}.json"
+    out = ROOT / "bench" / "results" / f"{args.name or 'head_only_lr_' + args.pooling}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
