@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from sftlab.data.datamodule import DataConfig
 from sftlab.loggers import make_logger
 from sftlab.models.backbone import load_model, load_tokenizer
+from sftlab.optim import optimizer_from_config
 from tests.conftest import CONF, TINY_CSV, compose_cfg
 
 
@@ -27,7 +28,9 @@ def test_defaults_compose():
 @pytest.mark.parametrize("name", options("optimizer"))
 def test_optimizer_instantiates(name):
     cfg = compose_cfg([f"optimizer={name}"])
-    opt = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
+    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
+    opt = optimizer([torch.nn.Parameter(torch.zeros(2))])
+    assert layer_decay is None
     assert isinstance(opt, torch.optim.Optimizer)
     assert opt.param_groups[0]["lr"] > 0
 
@@ -79,7 +82,7 @@ def test_strategy_instantiates(name):
     cfg = compose_cfg(["model=tiny_bert", f"strategy={name}"])
     tokenizer = load_tokenizer(cfg.model)
     model = load_model(cfg.model, ["a", "b"], tokenizer)
-    instantiate(cfg.strategy.apply)(model)
+    model = instantiate(cfg.strategy.apply)(model)
     assert any(p.requires_grad for p in model.parameters())
     assert cfg.strategy.lr > 0
 

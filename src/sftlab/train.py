@@ -17,9 +17,11 @@ from sftlab import loggers, strategies
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json, write_splits
+from sftlab.features import cache_features
 from sftlab.model_card import model_card
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.module import SequenceClassifier
+from sftlab.optim import optimizer_from_config
 from sftlab.progress import progress
 from sftlab.report import print_metrics, write_report
 
@@ -41,16 +43,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     labels = datamodule.label_names
     model = load_model(cfg.model, labels, tokenizer)
-    instantiate(cfg.strategy.apply)(model)
+    model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     trainable, total = strategies.count_parameters(model)
     log.info(strategies.describe(model))
+    trained = model  # what the Lightning module runs: the model, or its head on cached features
+    fit_data = datamodule  # its batches: token ids, or the cached features of the frozen body
+    if cfg.strategy.get("cache_features"):
+        trained, fit_data = cache_features(
+            model, datamodule, str(cfg.trainer.precision), cfg.strategy.get("cache_max_memory_mb", 2048), out / "features"
+        )
 
+    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
     module = SequenceClassifier(
-        model,
+        trained,
         labels,
-        optimizer=instantiate(cfg.optimizer),
+        optimizer=optimizer,
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         class_weights=datamodule.class_weights(cfg.get("loss", {}).get("class_weights")),
+        layer_decay=layer_decay,
     )
     checkpoint = ModelCheckpoint(
         dirpath=out / "checkpoints",
@@ -64,11 +74,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     logger = loggers.make_logger(cfg.get("logger"), run_name=_run_name(), group=_sweep_name())
     bars, bar_args = progress(cfg.trainer.get("enable_progress_bar", True))
     callbacks = [checkpoint, *bars] + ([LearningRateMonitor("step")] if logger else [])
+    if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
+        callbacks.append(instantiate(cfg.strategy.callback))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **bar_args)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     loggers.log_config(logger, cfg)
 
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=fit_data)
     fit_seconds = time.perf_counter() - started
 
     metrics: dict[str, Any] = {
@@ -84,10 +96,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt = checkpoint.best_model_path or None
     # The best checkpoint's val/* metrics: predict.py on <run>/data/validation.csv must reproduce them.
     if "validation" in datamodule.datasets:
-        (val,) = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        (val,) = trainer.validate(module, datamodule=fit_data, ckpt_path=ckpt, verbose=False)
         metrics.update({k: float(v) for k, v in val.items()})
     if cfg.get("test", True) and "test" in datamodule.datasets:
-        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        trainer.test(module, datamodule=fit_data, ckpt_path=ckpt, verbose=False)
         metrics.update(module.test_results)
     elif ckpt:  # export the best weights even when the test split is skipped
         module.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
@@ -97,7 +109,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         write_splits(datamodule.frames, out / "data", data_cfg.text_column, data_cfg.label_column)
         if cfg.get("export", True):
             export_model(
-                module.model,
+                strategies.prepare_for_export(model),  # LoRA: merged, unless strategy.adapter_only
                 tokenizer,
                 out / "model",
                 extra={
@@ -112,7 +124,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         write_json(out / "metrics.json", metrics)
         print_metrics(metrics, labels, title=f"test metrics ({out})")
         write_report(out, metrics, labels, monitor=cfg.monitor)
-        loggers.finish(logger, metrics, out, module.model, tokenizer, datamodule)
+        loggers.finish(logger, metrics, out, model, tokenizer, datamodule)
     return {k: float(v) for k, v in metrics.items() if _is_number(v)}
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from transformers import (
     AutoConfig,
+    AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PretrainedConfig,
@@ -23,6 +24,11 @@ from transformers import (
 )
 
 from sftlab.errors import SftlabError
+from sftlab.models.modeling_pooled import (
+    POOLINGS,
+    PooledClassifierConfig,
+    PooledForSequenceClassification,
+)
 from sftlab.paths import resolve
 
 DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
@@ -94,7 +100,14 @@ def load_model(
     label_names: list[str],
     tokenizer: PreTrainedTokenizerBase,
 ) -> PreTrainedModel:
-    """A sequence-classification model with a fresh head for ``label_names``."""
+    """A sequence-classification model with a fresh head for ``label_names``.
+
+    ``model.pooling`` null keeps the backbone's standard head; ``mean`` or ``cls`` puts a
+    linear head on the mean-pooled (or first-token) states (``PooledForSequenceClassification``).
+    """
+    pooling = model_cfg.get("pooling")
+    if pooling is not None and pooling not in POOLINGS:
+        raise SftlabError(f"model.pooling must be null, {' or '.join(POOLINGS)}; got '{pooling}'")
     labels = {
         "num_labels": len(label_names),
         "id2label": dict(enumerate(label_names)),
@@ -109,6 +122,8 @@ def load_model(
         arch.setdefault("pad_token_id", tokenizer.pad_token_id)
         config = AutoConfig.for_model(model_type, **arch, **labels)
         _apply_dropout(config, model_cfg.get("dropout"))
+        if pooling:
+            return _pooled(AutoModel.from_config(config), pooling, labels, model_cfg.get("dropout"))
         return AutoModelForSequenceClassification.from_config(config)
 
     name = model_cfg.get("name_or_path")
@@ -122,7 +137,22 @@ def load_model(
         else _from_hub(AutoConfig.from_pretrained, where, "model.name_or_path", **labels)
     )
     _apply_dropout(config, model_cfg.get("dropout"))
+    if pooling:
+        return _pooled(AutoModel.from_pretrained(where, config=config), pooling, labels, model_cfg.get("dropout"))
     # ignore_mismatched_sizes: a folder that already has a head for another label set gets a new one
     return AutoModelForSequenceClassification.from_pretrained(
         where, config=config, ignore_mismatched_sizes=True
     )
+
+
+def _pooled(
+    backbone: PreTrainedModel, pooling: str, labels: dict[str, Any], dropout: float | None
+) -> PooledForSequenceClassification:
+    body = backbone.config
+    head_dropout = dropout if dropout is not None else getattr(body, "hidden_dropout_prob", 0.1)
+    config = PooledClassifierConfig(
+        backbone=body.to_dict(), pooling=pooling, classifier_dropout=head_dropout, **labels
+    )
+    # The tokenizer's pad id travels with the top-level config (pipelines read it there).
+    config.pad_token_id = body.pad_token_id
+    return PooledForSequenceClassification(config, backbone=backbone)

@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from sftlab.metrics import classification_metrics, confusion_matrix
-
-NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+from sftlab.optim import apply_lr_scale, param_groups
 
 
 class SequenceClassifier(L.LightningModule):
@@ -23,6 +22,7 @@ class SequenceClassifier(L.LightningModule):
         optimizer: a partial optimizer (``_partial_: true`` config) awaiting the parameters.
         scheduler: a partial schedule awaiting the optimizer and ``num_training_steps``.
         class_weights: one cross-entropy weight per label (``loss.class_weights``), or None.
+        layer_decay: layer-wise lr decay (``optimizer.layer_decay``); None = one lr for all.
     """
 
     def __init__(
@@ -32,6 +32,7 @@ class SequenceClassifier(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         class_weights: list[float] | None = None,
+        layer_decay: float | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
@@ -45,6 +46,7 @@ class SequenceClassifier(L.LightningModule):
         # Not persistent: checkpoints stay loadable into a module built without weights.
         weight = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weight, persistent=False)
+        self.layer_decay = layer_decay
         metrics = classification_metrics(self.label_names)
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
@@ -102,12 +104,7 @@ class SequenceClassifier(L.LightningModule):
         return values
 
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            if param.requires_grad:
-                (no_decay if any(k in name for k in NO_DECAY) else decay).append(param)
-        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = self.optimizer_fn([g for g in groups if g["params"]])
+        optimizer = apply_lr_scale(self.optimizer_fn(param_groups(self.model, self.layer_decay)))
         if self.scheduler_fn is None:
             return {"optimizer": optimizer}
         scheduler = self.scheduler_fn(

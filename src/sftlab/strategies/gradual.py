@@ -1,0 +1,73 @@
+"""Gradual unfreezing (ULMFiT, Howard & Ruder 2018): start head-only, then unfreeze one more
+transformer block from the top every ``every_n_epochs`` epochs (the embeddings come last).
+
+The optimizer is built once with every parameter that will ever train (``UNFREEZE_LATER``
+marks the model); a frozen parameter has no gradient, so AdamW and SGD skip it entirely
+(no update, no weight decay) until the callback sets ``requires_grad`` on it. The learning-rate
+schedule therefore covers every group from the first step.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import lightning.pytorch as L
+from torch import nn
+
+from sftlab.errors import SftlabError
+from sftlab.strategies.layers import depth_from_top, find_layers, is_head
+
+log = logging.getLogger(__name__)
+
+UNFREEZE_LATER = "sftlab_unfreeze_later"
+"""Attribute set on the model: the optimizer takes frozen parameters too (they unfreeze later)."""
+
+
+def gradual(model: nn.Module, every_n_epochs: int = 1) -> nn.Module:
+    """Head-only at first; ``GradualUnfreezing`` opens the blocks from the top during training."""
+    if every_n_epochs < 1:
+        raise SftlabError(f"strategy.every_n_epochs must be >= 1, got {every_n_epochs}")
+    find_layers(model)  # fail now, not at the first unfreeze, on a model without blocks
+    unfreeze_top(model, 0)
+    setattr(model, UNFREEZE_LATER, True)
+    return model
+
+
+def unfreeze_top(model: nn.Module, n: int) -> int:
+    """Head plus the top ``n`` units (blocks from the top, then the embeddings) train; the
+    rest is frozen. Returns the number of trainable parameters."""
+    prefix, n_layers = find_layers(model)
+    trainable = 0
+    for name, param in model.named_parameters():
+        trains = is_head(name) or depth_from_top(name, prefix, n_layers) <= n
+        param.requires_grad_(trains)
+        trainable += param.numel() if trains else 0
+    if not trainable:
+        raise SftlabError(f"strategy=gradual found no head parameters in {type(model).__name__}")
+    return trainable
+
+
+class GradualUnfreezing(L.Callback):
+    """At the start of epoch e, the top ``e // every_n_epochs`` units train (a pure function of
+    the epoch, so a resumed run unfreezes the same way)."""
+
+    def __init__(self, every_n_epochs: int = 1):
+        if every_n_epochs < 1:
+            raise SftlabError(f"strategy.every_n_epochs must be >= 1, got {every_n_epochs}")
+        self.every_n_epochs = every_n_epochs
+        self.unfrozen = -1
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        n = trainer.current_epoch // self.every_n_epochs
+        if n != self.unfrozen:
+            trainable = unfreeze_top(pl_module.model, n)
+            total = sum(p.numel() for p in pl_module.model.parameters())
+            log.info(
+                "gradual: epoch %d, top %d unit(s) unfrozen; trainable params: %s of %s (%.2f%%)",
+                trainer.current_epoch,
+                n,
+                f"{trainable:,}",
+                f"{total:,}",
+                100 * trainable / total,
+            )
+            self.unfrozen = n
