@@ -16,39 +16,18 @@ import argparse
 import json
 import os
 import platform
-import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("WANDB_MODE", "disabled")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The shared set-up (sources on the path, offline, quiet) and helpers of the head-only bench.
+from head_only_speed import RESULTS, compose_train, cpu_seconds
 
 import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # noqa: E402
 from sftlab.models.backbone import load_model, load_tokenizer  # noqa: E402
 from sftlab.train import train  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process: steadier than wall time on a shared machine."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def compose_train(overrides: list[str], output_dir: Path):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    cfg.output_dir = str(output_dir)
-    return cfg
 
 
 def hf_trainer(cfg, workdir: Path) -> dict:

@@ -136,38 +136,39 @@ def _comparison_texts(
     return df[predictor.text_column].astype(str).tolist(), f"{path} ({len(df)} rows)"
 
 
-def onnx_logits(
-    session, predictor: Predictor, texts: list[str], names: list[str], batch_size: int = 32
-) -> np.ndarray:
-    """Logits from an onnxruntime session, tokenized exactly as ``predict.py`` does."""
+def _encoded_batches(predictor: Predictor, texts: list[str], batch_size: int, tensors: str):
+    """Cleaned, tokenized batches exactly as ``predict.py`` makes them."""
     texts = clean_texts(texts, predictor.cleaning)
-    out = []
     for start in range(0, len(texts), batch_size):
-        enc = predictor.tokenizer(
+        yield predictor.tokenizer(
             texts[start : start + batch_size],
             truncation=True,
             max_length=predictor.max_length,
             padding=True,
-            return_tensors="np",
+            return_tensors=tensors,
         )
-        out.append(session.run(["logits"], {n: enc[n].astype(np.int64) for n in names})[0])
-    return np.concatenate(out)
+
+
+def onnx_logits(
+    session, predictor: Predictor, texts: list[str], names: list[str], batch_size: int = 32
+) -> np.ndarray:
+    """Logits from an onnxruntime session."""
+    return np.concatenate(
+        [
+            session.run(["logits"], {n: enc[n].astype(np.int64) for n in names})[0]
+            for enc in _encoded_batches(predictor, texts, batch_size, "np")
+        ]
+    )
 
 
 @torch.inference_mode()
 def torch_logits(predictor: Predictor, texts: list[str], batch_size: int = 32) -> np.ndarray:
-    texts = clean_texts(texts, predictor.cleaning)
-    out = []
-    for start in range(0, len(texts), batch_size):
-        enc = predictor.tokenizer(
-            texts[start : start + batch_size],
-            truncation=True,
-            max_length=predictor.max_length,
-            padding=True,
-            return_tensors="pt",
-        )
-        out.append(predictor.model(**enc).logits.float().numpy())
-    return np.concatenate(out)
+    return np.concatenate(
+        [
+            predictor.model(**enc).logits.float().numpy()
+            for enc in _encoded_batches(predictor, texts, batch_size, "pt")
+        ]
+    )
 
 
 def max_logit_difference(
