@@ -13,14 +13,13 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab import strategies
+from sftlab import strategies, tasks
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json, write_splits
 from sftlab.loggers import make_logger
 from sftlab.model_card import model_card
 from sftlab.models.backbone import load_model, load_tokenizer
-from sftlab.models.module import SequenceClassifier
 from sftlab.report import print_metrics
 
 log = logging.getLogger(__name__)
@@ -45,18 +44,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainable, total = strategies.count_parameters(model)
     log.info(strategies.describe(model))
 
-    module = SequenceClassifier(
-        model,
-        labels,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        class_weights=datamodule.class_weights(cfg.get("loss", {}).get("class_weights")),
-    )
+    weights = cfg.get("loss", {}).get("class_weights")
+    if weights is not None and not data_cfg.is_classification:
+        raise SftlabError(
+            f"loss.class_weights is for single-label classification: unset it for data.task={data_cfg.task}"
+        )
+    weights = datamodule.class_weights(weights) if data_cfg.is_classification else None
+    module = tasks.build_module(cfg, data_cfg, model, labels, class_weights=weights)
+    monitor, monitor_mode = tasks.monitor(data_cfg.task, cfg.monitor, cfg.monitor_mode)
     checkpoint = ModelCheckpoint(
         dirpath=out / "checkpoints",
         filename="best",
-        monitor=cfg.monitor,
-        mode=cfg.monitor_mode,
+        monitor=monitor,
+        mode=monitor_mode,
         save_top_k=1,
         save_weights_only=False,
         enable_version_counter=False,
@@ -79,7 +79,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     }
     best = checkpoint.best_model_score
     if best is not None:
-        metrics[f"best_{cfg.monitor}"] = float(best)
+        metrics[f"best_{monitor}"] = float(best)
     ckpt = checkpoint.best_model_path or None
     # The best checkpoint's val/* metrics: predict.py on <run>/data/validation.csv must reproduce them.
     if "validation" in datamodule.datasets:
@@ -102,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 extra={
                     "labels": labels,
                     "max_length": data_cfg.max_length,
-                    "task": "classification",
+                    **tasks.export_extra(module, data_cfg),
                     "text_column": data_cfg.text_column,
                     "cleaning": list(cfg.data.get("cleaning") or []),
                 },

