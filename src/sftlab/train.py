@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fine-tune, test the best checkpoint, export ``model/``; return the final metrics."""
+    if cfg.data.get("task") == "generation":  # a causal LM: its own data, module and export
+        from sftlab.tasks.causal_train import train_generation
+
+        return train_generation(cfg)
     started = time.perf_counter()
     check_config(cfg)
     out = Path(cfg.output_dir)

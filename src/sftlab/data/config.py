@@ -10,7 +10,7 @@ from typing import Any
 from sftlab.data.cleaning import DEFAULT_STEPS, check_steps
 from sftlab.errors import SftlabError
 
-TASKS = ("classification", "multilabel", "regression")
+TASKS = ("classification", "multilabel", "regression", "generation")
 SOURCES_HELP = "'files', 'hub' or a packaged set"
 
 
@@ -68,6 +68,17 @@ class DataConfig:
     threshold: float | str = 0.5
     """``multilabel``: the probability above which a label is predicted, or ``tune`` (the
     best micro-F1 threshold on the validation split)."""
+    prompt_column: str = "prompt"
+    """``generation``: the column holding the prompt (the user's turn)."""
+    response_column: str = "response"
+    """``generation``: the column holding the reply the model learns to give."""
+    prompt_template: str | None = None
+    """``generation``: a ``str.format`` template over the row's columns that makes the prompt,
+    e.g. ``"Translate English to Spanish: {source}"``; null = the prompt column as it is."""
+    max_new_tokens: int = 48
+    """``generation``: the most tokens generated per held-out prompt at test time."""
+    generate_samples: int = 32
+    """``generation``: how many test rows get a generated reply (scored with chrF and BLEU)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -61,8 +62,27 @@ def load_vader_sentences() -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+CHITCHAT_JSON = "pkg://chitchat-dataset/chitchat_dataset/dataset.json"
+
+
+def load_chitchat() -> pd.DataFrame:
+    """BYU chit-chat conversations as (previous turn -> next turn) pairs: columns ``prompt``,
+    ``response``, ``conversation``. A turn is one sender's consecutive messages joined by spaces."""
+    with open(resolve(CHITCHAT_JSON), encoding="utf-8") as f:
+        conversations = json.load(f)
+    rows = []
+    for cid, conv in conversations.items():
+        turns = [
+            " ".join(m["text"].strip() for m in turn if m.get("text")) for turn in conv["messages"]
+        ]
+        turns = [t for t in turns if t]
+        rows += [(a, b, cid) for a, b in zip(turns, turns[1:], strict=False)]
+    return pd.DataFrame(rows, columns=["prompt", "response", "conversation"])
+
+
 PACKAGED = {
     "airline_sentiment": (load_airline_sentiment, AIRLINE_CSV),
     "sms_spam": (load_sms_spam, SMS_SPAM_CSV),
     "vader_sentences": (load_vader_sentences, VADER_DIR),
+    "chitchat": (load_chitchat, CHITCHAT_JSON),
 }
