@@ -10,6 +10,7 @@ see one format.
 from __future__ import annotations
 
 import logging
+
 import lightning.pytorch as L
 import pandas as pd
 import torch
@@ -119,7 +120,10 @@ class GenerationDataModule(L.LightningDataModule):
             cfg.source, cfg.path, cfg.encoding, cfg.validation_path, cfg.test_path, cfg.hub_config
         )
         given = {name: self._rows(split.frame, split.where) for name, split in splits.items()}
-        rest, fractions = given.pop("train"), dict(zip(("train", "validation", "test"), cfg.split))
+        rest, fractions = (
+            given.pop("train"),
+            dict(zip(("train", "validation", "test"), cfg.split, strict=True)),
+        )
         remaining = 1.0
         for name in ("test", "validation"):
             if name not in given and fractions[name] > 0:
