@@ -150,3 +150,13 @@ def test_smollm2_gguf_converts_once_and_generates(tmp_path):
         tok.pad_token = tok.eos_token
     (reply,) = generate(model, tok, ["What is the capital of France?"], max_new_tokens=16)
     assert "Paris" in reply
+
+
+@pytest.mark.slow
+def test_chitchat_pairs_are_consecutive_turns():
+    from sftlab.data.packaged import load_chitchat
+
+    df = load_chitchat()
+    assert len(df) == 131557 and df["conversation"].nunique() == 4017
+    first = df[df["conversation"] == df["conversation"].iloc[0]]
+    assert first["response"].iloc[0] == first["prompt"].iloc[1]  # each reply is the next prompt

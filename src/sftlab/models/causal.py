@@ -65,7 +65,14 @@ def gguf_folder(gguf: str, cache_dir: str | None) -> Path:
         raise SftlabError("reading a GGUF model needs the gguf package: pip install gguf") from None
     log.info("model: converting %s to a Hugging Face folder (once) in %s", path.name, target)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    loaded = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    # transformers keeps a GGUF-loaded model marked as quantized (not saveable) even when it
+    # dequantized every weight: copy the weights into a plain model of the same config.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict(), strict=True)
     tmp = atomic_dir(target)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
