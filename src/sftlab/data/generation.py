@@ -133,7 +133,7 @@ class GenerationDataModule(L.LightningDataModule):
                 remaining -= fractions[name]
         if cfg.train_size is not None:
             size = cfg.train_size
-            if not (isinstance(size, int) and size >= len(rest)):
+            if size != 1.0 and not (isinstance(size, int) and size >= len(rest)):
                 rest, _ = train_test_split(rest, train_size=size, random_state=self.seed)
         given["train"] = rest
         self.frames = {
