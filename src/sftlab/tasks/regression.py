@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
@@ -65,6 +64,3 @@ class Regressor(SequenceClassifier):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self(batch).float().squeeze(-1)
-
-    def extra_export(self) -> dict[str, Any]:
-        return {}
