@@ -199,8 +199,8 @@ def test_model_whose_labels_do_not_match_the_run(run, tmp_path, capsys):
 def test_unknown_task_is_a_clear_error(run, tmp_path):
     other = copy_run(run, tmp_path / "run")
     meta = json.loads((other / "model" / "sftlab.json").read_text())
-    (other / "model" / "sftlab.json").write_text(json.dumps({**meta, "task": "regression"}))
-    with pytest.raises(SftlabError, match="task 'regression' has no prediction yet"):
+    (other / "model" / "sftlab.json").write_text(json.dumps({**meta, "task": "ranking"}))
+    with pytest.raises(SftlabError, match="task 'ranking' has no prediction yet"):
         predict(cfg(run=str(other), input=str(other / "data" / "test.csv")))
 
 

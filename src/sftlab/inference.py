@@ -49,6 +49,8 @@ class Predictor:
     """Cleaning steps applied before tokenizing, as in training."""
     source: Path = Path(".")
     """The run dir or model folder it came from (for messages)."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """The model folder's ``sftlab.json`` (task settings such as a multi-label threshold)."""
 
     @property
     def device(self) -> torch.device:
@@ -120,6 +122,7 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
         ),
         cleaning=[str(s) for s in cleaning],
         source=Path(run),
+        meta=meta,
     )
 
 
@@ -153,11 +156,19 @@ def _device(name: str) -> torch.device:
 
 
 # -- predicting -------------------------------------------------------------------------------
-@torch.inference_mode()
 def class_probabilities(
     predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
 ) -> np.ndarray:
-    """Softmax probabilities, shape (len(texts), len(labels)), in the order of ``texts``.
+    """Softmax probabilities, shape (len(texts), len(labels)), in the order of ``texts``."""
+    logits = raw_outputs(predictor, texts, batch_size, progress)
+    return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+
+
+@torch.inference_mode()
+def raw_outputs(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> np.ndarray:
+    """The head's outputs (logits), shape (len(texts), len(labels)), in the order of ``texts``.
 
     Texts are cleaned and truncated as in training, then batched longest first (less
     padding; the same batching as the validation loop), then put back in input order.
@@ -168,15 +179,14 @@ def class_probabilities(
     enc = predictor.tokenizer(texts, truncation=True, max_length=predictor.max_length)
     lengths = [len(ids) for ids in enc["input_ids"]]
     order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
-    probs = np.zeros((len(texts), len(predictor.labels)), dtype=np.float32)
+    outputs = np.zeros((len(texts), len(predictor.labels)), dtype=np.float32)
     starts = range(0, len(order), batch_size)
     for start in tqdm(starts, desc="predict", unit="batch", disable=not progress):
         idx = order[start : start + batch_size]
         features = [{k: enc[k][i] for k in enc} for i in idx]
         batch = predictor.tokenizer.pad(features, return_tensors="pt").to(predictor.device)
-        logits = predictor.model(**batch).logits.float()
-        probs[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
-    return probs
+        outputs[idx] = predictor.model(**batch).logits.float().cpu().numpy()
+    return outputs
 
 
 def classification_frame(
@@ -190,9 +200,37 @@ def classification_frame(
     return out
 
 
-# One function per task: the output columns for a list of texts. Regression, multi-label
-# and generation join here when their training exists.
-TASKS: dict[str, Callable[..., pd.DataFrame]] = {"classification": classification_frame}
+def regression_frame(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> pd.DataFrame:
+    """``pred_value``: the one raw output (no activation), as in ``function_to_apply="none"``."""
+    return pd.DataFrame({"pred_value": raw_outputs(predictor, texts, batch_size, progress)[:, 0]})
+
+
+def multilabel_frame(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> pd.DataFrame:
+    """``pred_labels`` (the labels at or above the run's threshold, joined by its label
+    delimiter) and one sigmoid ``prob_<label>`` column per label."""
+    logits = raw_outputs(predictor, texts, batch_size, progress)
+    probs = torch.sigmoid(torch.from_numpy(logits)).numpy()
+    threshold = float(predictor.meta.get("threshold", 0.5))
+    sep = str(predictor.meta.get("label_delimiter", "|"))
+    chosen = probs >= threshold
+    out = pd.DataFrame(
+        {"pred_labels": [sep.join(np.asarray(predictor.labels)[row].tolist()) for row in chosen]}
+    )
+    for j, name in enumerate(predictor.labels):
+        out[f"prob_{name}"] = probs[:, j]
+    return out
+
+
+# One function per task: the output columns for a list of texts.
+TASKS: dict[str, Callable[..., pd.DataFrame]] = {
+    "classification": classification_frame,
+    "regression": regression_frame,
+    "multilabel": multilabel_frame,
+}
 
 
 def check_task(predictor: Predictor) -> None:

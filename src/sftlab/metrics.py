@@ -11,13 +11,24 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
+    MultilabelExactMatch,
+    MultilabelF1Score,
+    MultilabelPrecision,
+    MultilabelRecall,
 )
-
+from torchmetrics.regression import (
+    MeanAbsoluteError,
+    MeanSquaredError,
+    PearsonCorrCoef,
+    SpearmanCorrCoef,
+)
 
 # MetricCollection's compute groups update one member per group and share its state; after a
 # reset() the ClasswiseWrapper's inner metric then warns on compute() although its values are right
 # (tests/test_metrics.py checks them against standalone metrics over several epochs).
 warnings.filterwarnings("ignore", message=r"The ``compute`` method of metric Multiclass")
+# Spearman keeps every prediction of the epoch: fine at the sizes of a validation split.
+warnings.filterwarnings("ignore", message=r"Metric `SpearmanCorrcoef` will save all targets")
 
 
 def classification_metrics(label_names: list[str]) -> MetricCollection:
@@ -50,3 +61,33 @@ def confusion_matrix(label_names: list[str]) -> MulticlassConfusionMatrix:
 def _safe(label: str) -> str:
     """A label as it can appear inside a metric key (W&B panels dislike '/' and spaces)."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(label))
+
+
+def regression_metrics() -> MetricCollection:
+    """One real-valued output: ``mse``, ``mae``, ``pearson``, ``spearman``."""
+    return MetricCollection(
+        {
+            "mse": MeanSquaredError(),
+            "mae": MeanAbsoluteError(),
+            "pearson": PearsonCorrCoef(),
+            "spearman": SpearmanCorrCoef(),
+        }
+    )
+
+
+def multilabel_metrics(label_names: list[str]) -> MetricCollection:
+    """Label sets, updated with 0/1 predictions (the threshold is applied by the caller):
+    micro and macro F1/precision/recall, exact-match accuracy and F1 per label."""
+    n = len(label_names)
+    names = [_safe(label) for label in label_names]
+    return MetricCollection(
+        {
+            "f1_micro": MultilabelF1Score(n, average="micro"),
+            "f1_macro": MultilabelF1Score(n, average="macro"),
+            "precision_micro": MultilabelPrecision(n, average="micro"),
+            "recall_micro": MultilabelRecall(n, average="micro"),
+            "exact_match": MultilabelExactMatch(n),
+            "f1": ClasswiseWrapper(MultilabelF1Score(n, average=None), names, prefix="f1_"),
+        },
+        compute_groups=False,
+    )

@@ -61,6 +61,11 @@ def parse_texts(body: bytes, max_texts: int) -> list[str]:
 def create_app(predictor: Predictor, batch_size: int = 64, max_texts: int = 256) -> FastAPI:
     """The app for one loaded model; requests' texts run in batches of ``batch_size``."""
     check_task(predictor)
+    if predictor.task != "classification":
+        raise SftlabError(
+            f"{predictor.source} is a {predictor.task} model; serve.py answers single-label "
+            f"classification only: use predict.py for it"
+        )
     app = FastAPI(title="sftlab", description=f"text classification with {predictor.source}")
     lock = threading.Lock()  # one forward pass at a time: CPU threads are shared anyway
 

@@ -13,14 +13,13 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab import loggers, strategies
+from sftlab import loggers, strategies, tasks
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json, write_splits
 from sftlab.features import cache_features
 from sftlab.model_card import model_card
 from sftlab.models.backbone import load_model, load_tokenizer
-from sftlab.models.module import SequenceClassifier
 from sftlab.optim import optimizer_from_config
 from sftlab.progress import progress
 from sftlab.report import print_metrics, write_report
@@ -30,6 +29,10 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fine-tune, test the best checkpoint, export ``model/``; return the final metrics."""
+    if cfg.data.get("task") == "generation":  # a causal LM: its own data, module and export
+        from sftlab.tasks.causal_train import train_generation
+
+        return train_generation(cfg)
     started = time.perf_counter()
     check_config(cfg)
     out = Path(cfg.output_dir)
@@ -54,19 +57,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
 
     optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
-    module = SequenceClassifier(
-        trained,
-        labels,
-        optimizer=optimizer,
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        class_weights=datamodule.class_weights(cfg.get("loss", {}).get("class_weights")),
-        layer_decay=layer_decay,
+    weights = cfg.get("loss", {}).get("class_weights")
+    if weights is not None and not data_cfg.is_classification:
+        raise SftlabError(
+            f"loss.class_weights is for single-label classification: unset it for data.task={data_cfg.task}"
+        )
+    weights = datamodule.class_weights(weights) if data_cfg.is_classification else None
+    module = tasks.build_module(
+        cfg, data_cfg, trained, labels, optimizer, class_weights=weights, layer_decay=layer_decay
     )
+    monitor, monitor_mode = tasks.monitor(data_cfg.task, cfg.monitor, cfg.monitor_mode)
     checkpoint = ModelCheckpoint(
         dirpath=out / "checkpoints",
         filename="best",
-        monitor=cfg.monitor,
-        mode=cfg.monitor_mode,
+        monitor=monitor,
+        mode=monitor_mode,
         save_top_k=1,
         save_weights_only=False,
         enable_version_counter=False,
@@ -92,7 +97,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     }
     best = checkpoint.best_model_score
     if best is not None:
-        metrics[f"best_{cfg.monitor}"] = float(best)
+        metrics[f"best_{monitor}"] = float(best)
     ckpt = checkpoint.best_model_path or None
     # The best checkpoint's val/* metrics: predict.py on <run>/data/validation.csv must reproduce them.
     if "validation" in datamodule.datasets:
@@ -115,7 +120,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 extra={
                     "labels": labels,
                     "max_length": data_cfg.max_length,
-                    "task": "classification",
+                    **tasks.export_extra(module, data_cfg),
                     "text_column": data_cfg.text_column,
                     "cleaning": list(cfg.data.get("cleaning") or []),
                 },
@@ -123,7 +128,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             )
         write_json(out / "metrics.json", metrics)
         print_metrics(metrics, labels, title=f"test metrics ({out})")
-        write_report(out, metrics, labels, monitor=cfg.monitor)
+        write_report(out, metrics, labels, monitor=monitor)
         loggers.finish(logger, metrics, out, model, tokenizer, datamodule)
     return {k: float(v) for k, v in metrics.items() if _is_number(v)}
 

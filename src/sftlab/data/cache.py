@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 VERSION = 2  # bump when the cached objects change shape
 ROW_KEYS = (
     "source", "hub_config", "text_column", "text_pair_column", "label_column", "cleaning",
-    "drop_duplicates", "on_bad_rows", "max_chars", "encoding",
+    "drop_duplicates", "on_bad_rows", "max_chars", "encoding", "task", "label_delimiter",
 )  # fmt: skip
 
 

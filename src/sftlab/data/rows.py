@@ -11,6 +11,7 @@ import pandas as pd
 from sftlab.data.cleaning import clean_texts
 from sftlab.data.config import DataConfig
 from sftlab.data.sources import SplitRows, require_columns
+from sftlab.data.targets import label_sets_as_strings
 from sftlab.errors import SftlabError
 
 
@@ -38,9 +39,10 @@ def prepare(split: SplitRows, cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]
         columns["text_pair_column"] = cfg.text_pair_column
     require_columns(split.frame, columns, where)
     raw = split.frame
-    df = pd.DataFrame(
-        {"text": _texts(raw[cfg.text_column]), "label": label_strings(raw[cfg.label_column])}
-    )
+    labels = raw[cfg.label_column]
+    if cfg.task == "multilabel":  # lists or "a|b" cells -> one canonical "a|b" string
+        labels = label_sets_as_strings(labels, cfg)
+    df = pd.DataFrame({"text": _texts(raw[cfg.text_column]), "label": label_strings(labels)})
     text_cols = ["text"]
     if cfg.text_pair_column:
         df["text_pair"] = _texts(raw[cfg.text_pair_column])

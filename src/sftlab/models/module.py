@@ -8,6 +8,7 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 from torch import nn
+from torchmetrics import MetricCollection
 
 from sftlab.metrics import classification_metrics, confusion_matrix
 from sftlab.optim import apply_lr_scale, param_groups
@@ -23,6 +24,7 @@ class SequenceClassifier(L.LightningModule):
         scheduler: a partial schedule awaiting the optimizer and ``num_training_steps``.
         class_weights: one cross-entropy weight per label (``loss.class_weights``), or None.
         layer_decay: layer-wise lr decay (``optimizer.layer_decay``); None = one lr for all.
+        metrics: another task's collection (``sftlab.tasks``); None = single-label metrics.
     """
 
     def __init__(
@@ -33,9 +35,10 @@ class SequenceClassifier(L.LightningModule):
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         class_weights: list[float] | None = None,
         layer_decay: float | None = None,
+        metrics: MetricCollection | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler", "metrics"])
         self.model = model
         # from_pretrained() returns a model in eval mode and Lightning keeps sub-module modes:
         # without this, dropout would stay off during training.
@@ -47,11 +50,12 @@ class SequenceClassifier(L.LightningModule):
         weight = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weight, persistent=False)
         self.layer_decay = layer_decay
-        metrics = classification_metrics(self.label_names)
+        single_label = metrics is None
+        metrics = classification_metrics(self.label_names) if single_label else metrics
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.test_confusion = confusion_matrix(self.label_names)
+        self.test_confusion = confusion_matrix(self.label_names) if single_label else None
         self.test_results: dict[str, Any] = {}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

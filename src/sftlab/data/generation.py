@@ -1,0 +1,208 @@
+"""Prompt -> response rows for generative SFT with a causal LM: token ids whose labels are the
+response tokens only (the prompt's are -100).
+
+The prompt is tokenized on its own (through the tokenizer's chat template when it has one,
+with the generation prompt appended), the response after it; the labels mask exactly the
+prompt's ids. Generation at test time feeds the same prompt ids, so training and generation
+see one format.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import lightning.pytorch as L
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Dataset
+from transformers import PreTrainedTokenizerBase
+
+from sftlab.data.cleaning import clean_texts
+from sftlab.data.config import DataConfig
+from sftlab.data.sources import load_splits, require_columns
+from sftlab.errors import SftlabError
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100  # the label that cross-entropy skips
+
+
+def prompt_texts(frame: pd.DataFrame, cfg: DataConfig, where: str) -> pd.Series:
+    """The prompt of every row: ``data.prompt_template`` filled from the row, else the column."""
+    if not cfg.prompt_template:
+        require_columns(frame, {"prompt_column": cfg.prompt_column}, where)
+        return frame[cfg.prompt_column].astype(str)
+    try:
+        return frame.apply(lambda row: cfg.prompt_template.format(**row.to_dict()), axis=1)
+    except KeyError as e:
+        columns = ", ".join(c for c in frame.columns if c != "_row")
+        raise SftlabError(
+            f"{where}: data.prompt_template names column {e} that is not there (columns: {columns})"
+        ) from None
+
+
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
+    """The ids the model sees before its reply: the chat template's user turn and assistant
+    header when the tokenizer has a template, else the prompt and a newline."""
+    if getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+        )
+        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+    return tokenizer(prompt + "\n", add_special_tokens=True)["input_ids"]
+
+
+def response_ids(tokenizer: PreTrainedTokenizerBase, response: str) -> list[int]:
+    """The reply's ids, closed by the end-of-sequence token (or the separator token)."""
+    ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+    end = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    return ids + ([end] if end is not None else [])
+
+
+def encode_pair(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, max_length: int
+) -> dict[str, list[int]]:
+    """``input_ids`` and ``labels`` (prompt masked). Too long: the prompt loses its start
+    first, keeping at least half the budget for the reply."""
+    p, r = prompt_ids(tokenizer, prompt), response_ids(tokenizer, response)
+    r = r[: max(max_length - len(p), max_length // 2)]
+    p = p[max(0, len(p) - (max_length - len(r))) :]
+    return {"input_ids": p + r, "labels": [IGNORE] * len(p) + r}
+
+
+class PairDataset(Dataset):
+    def __init__(self, rows: list[dict[str, list[int]]]):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.rows[i]
+
+
+def collate(pad_id: int):
+    """Right-pad ``input_ids`` with ``pad_id`` and ``labels`` with -100."""
+
+    def fn(rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            labels[i, :n] = torch.tensor(r["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    return fn
+
+
+class GenerationDataModule(L.LightningDataModule):
+    """``frames`` holds each split's ``prompt`` and ``response`` strings; ``datasets`` their ids."""
+
+    def __init__(self, config: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int = 42):
+        super().__init__()
+        self.config, self.tokenizer, self.seed = config, tokenizer, seed
+        self.frames: dict[str, pd.DataFrame] = {}
+        self.datasets: dict[str, PairDataset] = {}
+        self.label_names: list[str] = []
+        if tokenizer.pad_token_id is None:  # Llama-style tokenizers have none
+            tokenizer.pad_token = tokenizer.eos_token
+
+    def load_frames(self) -> dict[str, pd.DataFrame]:
+        if self.frames:
+            return self.frames
+        cfg = self.config
+        splits = load_splits(
+            cfg.source, cfg.path, cfg.encoding, cfg.validation_path, cfg.test_path, cfg.hub_config
+        )
+        given = {name: self._rows(split.frame, split.where) for name, split in splits.items()}
+        rest, fractions = (
+            given.pop("train"),
+            dict(zip(("train", "validation", "test"), cfg.split, strict=True)),
+        )
+        remaining = 1.0
+        for name in ("test", "validation"):
+            if name not in given and fractions[name] > 0:
+                rest, given[name] = train_test_split(
+                    rest, test_size=fractions[name] / remaining, random_state=self.seed
+                )
+                remaining -= fractions[name]
+        if cfg.train_size is not None:
+            size = cfg.train_size
+            if size != 1.0 and not (isinstance(size, int) and size >= len(rest)):
+                rest, _ = train_test_split(rest, train_size=size, random_state=self.seed)
+        given["train"] = rest
+        self.frames = {
+            n: given[n].reset_index(drop=True)
+            for n in ("train", "validation", "test")
+            if n in given
+        }
+        for name, frame in self.frames.items():
+            log.info("%s: %d prompt/response pairs", name, len(frame))
+        return self.frames
+
+    def _rows(self, frame: pd.DataFrame, where: str) -> pd.DataFrame:
+        cfg = self.config
+        require_columns(frame, {"response_column": cfg.response_column}, where)
+        rows = pd.DataFrame(
+            {
+                "prompt": prompt_texts(frame, cfg, where).tolist(),
+                "response": frame[cfg.response_column].astype(str).tolist(),
+                "_row": frame["_row"].tolist(),
+            }
+        )
+        for col in ("prompt", "response"):
+            rows[col] = clean_texts(rows[col].tolist(), cfg.cleaning)
+        empty = (rows["prompt"].str.strip() == "") | (rows["response"].str.strip() == "")
+        empty |= frame[cfg.response_column].isna().to_numpy()
+        if empty.any():
+            first = rows.loc[empty.idxmax(), "_row"]
+            if cfg.on_bad_rows == "error":
+                raise SftlabError(
+                    f"{where}: row {first} has an empty prompt or response ({int(empty.sum())} rows): "
+                    f"fix them or set data.on_bad_rows=drop"
+                )
+            log.warning(
+                "%s: dropped %d rows with an empty prompt or response (first: row %s)",
+                where,
+                int(empty.sum()),
+                first,
+            )
+            rows = rows.loc[~empty]
+        if rows.empty:
+            raise SftlabError(f"{where}: no prompt/response pairs left")
+        return rows
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load_frames()
+        if self.datasets:
+            return
+        for name, frame in self.frames.items():
+            self.datasets[name] = PairDataset(
+                [
+                    encode_pair(self.tokenizer, p, r, self.config.max_length)
+                    for p, r in zip(frame["prompt"], frame["response"], strict=True)
+                ]
+            )
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise SftlabError(f"no {split} split: data.split gives it a fraction of 0")
+        size = self.config.batch_size if shuffle else self.config.eval_batch_size
+        return DataLoader(
+            self.datasets[split], batch_size=size, shuffle=shuffle,
+            collate_fn=collate(self.tokenizer.pad_token_id), num_workers=self.config.num_workers,
+        )  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)

@@ -1,0 +1,120 @@
+"""Causal LMs for generative SFT: a tiny random one from a config, a local folder, or a GGUF
+file (packaged SmolLM2) converted once into a plain Hugging Face folder in a cache dir."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from sftlab.errors import SftlabError
+from sftlab.export import atomic_dir, commit_dir
+from sftlab.paths import resolve
+
+log = logging.getLogger(__name__)
+
+# Encoder-only families: they have no left-to-right language-model head worth fine-tuning.
+ENCODER_ONLY = {
+    "bert", "distilbert", "roberta", "xlm-roberta", "albert", "electra", "deberta",
+    "deberta-v2", "mpnet", "camembert", "modernbert",
+}  # fmt: skip
+
+
+def model_type(model_cfg: dict[str, Any]) -> str | None:
+    """The architecture a model config names, read without loading weights (None: unknown)."""
+    if model_cfg.get("config"):
+        return model_cfg["config"].get("model_type")
+    name = str(model_cfg.get("name_or_path") or "")
+    path = Path(resolve(name)) if name else None
+    if path is not None and path.suffix == ".gguf":
+        return "gguf"
+    if path is not None and (path / "config.json").is_file():
+        return json.loads((path / "config.json").read_text()).get("model_type")
+    return None
+
+
+def check_decoder(model_cfg: dict[str, Any], task: str) -> None:
+    """Refuse an encoder-only backbone for generation, in one line, before loading anything."""
+    kind = model_type(model_cfg)
+    if kind in ENCODER_ONLY:
+        raise SftlabError(
+            f"data.task={task} needs a decoder (causal LM) but the model is encoder-only "
+            f"({kind}): use model=smollm2 or model=tiny_llama, or a classification data config"
+        )
+
+
+def gguf_folder(gguf: str, cache_dir: str | None) -> Path:
+    """A plain HF folder converted from ``gguf`` (dequantized to fp32), made once and reused."""
+    path = Path(resolve(gguf))
+    if not path.is_file():
+        raise SftlabError(f"model.name_or_path: GGUF file not found: {path}")
+    stat = path.stat()
+    key = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    root = Path(cache_dir or "~/.cache/sftlab").expanduser() / "models"
+    target = root / f"{path.stem}-{key}"
+    if (target / "config.json").is_file():
+        log.info("model: converted GGUF from cache %s", target)
+        return target
+    try:
+        import gguf  # noqa: F401 - transformers needs it to read the file
+    except ImportError:
+        raise SftlabError("reading a GGUF model needs the gguf package: pip install gguf") from None
+    log.info("model: converting %s to a Hugging Face folder (once) in %s", path.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    loaded = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    # transformers keeps a GGUF-loaded model marked as quantized (not saveable) even when it
+    # dequantized every weight: copy the weights into a plain model of the same config.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    tmp = atomic_dir(target)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    commit_dir(tmp, target)
+    return target
+
+
+def resolved_model_cfg(model_cfg: dict[str, Any]) -> dict[str, Any]:
+    """``model_cfg`` with a GGUF ``name_or_path`` replaced by its converted folder."""
+    name = str(model_cfg.get("name_or_path") or "")
+    if name and Path(resolve(name)).suffix == ".gguf":
+        folder = str(gguf_folder(name, model_cfg.get("cache_dir")))
+        return {
+            **model_cfg,
+            "name_or_path": folder,
+            "tokenizer": model_cfg.get("tokenizer") or folder,
+        }
+    return dict(model_cfg)
+
+
+def load_causal_lm(model_cfg: dict[str, Any], tokenizer) -> PreTrainedModel:
+    """A random model from ``model.config`` or the pretrained one at ``model.name_or_path``."""
+    if model_cfg.get("config"):
+        arch = dict(model_cfg["config"])
+        kind = arch.pop("model_type")
+        arch.setdefault("vocab_size", len(tokenizer))
+        arch.setdefault("pad_token_id", tokenizer.pad_token_id)
+        for key in ("bos_token_id", "eos_token_id"):
+            arch.setdefault(
+                key,
+                getattr(tokenizer, key)
+                if getattr(tokenizer, key) is not None
+                else tokenizer.sep_token_id,
+            )
+        return AutoModelForCausalLM.from_config(AutoConfig.for_model(kind, **arch))
+    name = model_cfg.get("name_or_path")
+    path = Path(resolve(str(name))) if name else None
+    if path is None or not path.is_dir():
+        raise SftlabError(
+            f"model.name_or_path: folder not found: {name} (generation loads local folders)"
+        )
+    model = AutoModelForCausalLM.from_pretrained(path)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model

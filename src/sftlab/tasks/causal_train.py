@@ -1,0 +1,103 @@
+"""``train_generation(cfg)``: generative SFT of a causal LM (``data.task=generation``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from sftlab import strategies
+from sftlab.data.config import DataConfig
+from sftlab.data.generation import GenerationDataModule
+from sftlab.export import export_model, write_json
+from sftlab.loggers import make_logger
+from sftlab.models.backbone import load_tokenizer
+from sftlab.models.causal import check_decoder, load_causal_lm, resolved_model_cfg
+from sftlab.tasks.generation import CausalLMModule, score_generations
+
+log = logging.getLogger(__name__)
+
+
+def train_generation(cfg: DictConfig) -> dict[str, float]:
+    """Fine-tune on prompt -> response pairs, report val/test loss and perplexity, generate
+    for held-out prompts (chrF, BLEU; ``generations.jsonl``), export ``model/``."""
+    started = time.perf_counter()
+    data_cfg = DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True))
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    check_decoder(model_cfg, data_cfg.task)  # before any download, conversion or tokenizing
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    model_cfg = resolved_model_cfg(model_cfg)
+    tokenizer = load_tokenizer(model_cfg)
+    datamodule = GenerationDataModule(data_cfg, tokenizer, seed=cfg.seed)
+    datamodule.setup("fit")
+    model = load_causal_lm(model_cfg, tokenizer)
+    instantiate(cfg.strategy.apply)(model)
+    trainable, total = strategies.count_parameters(model)
+    module = CausalLMModule(
+        model,
+        instantiate(cfg.optimizer),
+        instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+    )
+    has_val = "validation" in datamodule.datasets
+    checkpoint = ModelCheckpoint(
+        dirpath=out / "checkpoints", filename="best", monitor="val/loss" if has_val else None,
+        mode="min", save_top_k=1, enable_version_counter=False,
+    )  # fmt: skip
+    logger = make_logger(cfg.get("logger"), run_name=None)
+    # no_grad, not inference mode, for evaluation: the perplexity states that validate() before
+    # fit() leaves behind must stay updatable inside fit's validation loop.
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=[checkpoint], logger=logger, inference_mode=False
+    )
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    metrics: dict[str, Any] = {"trainable_params": trainable, "total_params": total}
+    if has_val:  # the starting point: what fine-tuning is measured against
+        (before,) = trainer.validate(module, datamodule=datamodule, verbose=False)
+        metrics.update({f"before/{k}": float(v) for k, v in before.items()})
+    trainer.fit(module, datamodule=datamodule)
+    metrics.update(
+        epochs=trainer.current_epoch, fit_seconds=round(time.perf_counter() - started, 1)
+    )
+    ckpt = checkpoint.best_model_path or None
+    if has_val:
+        (val,) = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        metrics.update({k: float(v) for k, v in val.items()})
+    elif ckpt:
+        module.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
+    if cfg.get("test", True) and "test" in datamodule.datasets:
+        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        metrics.update(module.test_results)
+        sample = datamodule.frames["test"].head(data_cfg.generate_samples)
+        if trainer.is_global_zero and len(sample):
+            metrics.update(
+                score_generations(
+                    module.model,
+                    tokenizer,
+                    sample,
+                    data_cfg.max_new_tokens,
+                    out / "generations.jsonl",
+                )
+            )
+    metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
+    if trainer.is_global_zero:
+        if cfg.get("export", True):
+            export_model(
+                module.model, tokenizer, out / "model",
+                extra={"task": "generation", "prompt_template": data_cfg.prompt_template,
+                       "max_length": data_cfg.max_length, "max_new_tokens": data_cfg.max_new_tokens},
+            )  # fmt: skip
+        write_json(out / "metrics.json", metrics)
+        for key in sorted(metrics):
+            log.info("%s = %s", key, metrics[key])
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}

@@ -1,0 +1,129 @@
+"""Generative SFT: a causal LM trained with cross-entropy on the response tokens; validation
+loss and perplexity; greedy generations for held-out prompts scored with chrF and BLEU."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import pandas as pd
+import sacrebleu
+import torch
+from torch import nn
+from torchmetrics.text import Perplexity
+
+from sftlab.data.generation import IGNORE, prompt_ids
+from sftlab.models.module import NO_DECAY
+
+
+class CausalLMModule(L.LightningModule):
+    """A system around a ``*ForCausalLM`` model; ``labels`` carry -100 on the prompt tokens."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+    ):
+        super().__init__()
+        self.model = model
+        self.model.train()  # from_pretrained() leaves eval mode: dropout would stay off
+        self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
+        self.val_perplexity = Perplexity(ignore_index=IGNORE)
+        self.test_perplexity = Perplexity(ignore_index=IGNORE)
+        self.test_results: dict[str, Any] = {}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Any:
+        return self.model(**batch)
+
+    def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        out = self(batch)
+        n = int((batch["labels"] != IGNORE).sum())
+        self.log(
+            f"{stage}/loss",
+            out.loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=n,
+        )
+        if stage != "train":  # token-weighted over the epoch: exp(mean NLL of every response token)
+            metric = getattr(self, f"{stage}_perplexity")
+            metric.update(out.logits[:, :-1].float(), batch["labels"][:, 1:])
+            self.log(f"{stage}/perplexity", metric, on_epoch=True, prog_bar=stage == "val")
+        return out.loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = {
+            k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")
+        }
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                (no_decay if any(k in name for k in NO_DECAY) else decay).append(param)
+        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = self.optimizer_fn([g for g in groups if g["params"]])
+        if self.scheduler_fn is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_fn(
+            optimizer, num_training_steps=int(self.trainer.estimated_stepping_batches)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+@torch.inference_mode()
+def generate(
+    model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 8
+) -> list[str]:
+    """Greedy replies to ``prompts``, the prompt ids built exactly as in training (left-padded)."""
+    model.eval()
+    device = next(model.parameters()).device
+    end = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    replies = []
+    for start in range(0, len(prompts), batch_size):
+        ids = [prompt_ids(tokenizer, p) for p in prompts[start : start + batch_size]]
+        width = max(map(len, ids))
+        input_ids = torch.tensor(
+            [[tokenizer.pad_token_id] * (width - len(x)) + x for x in ids], device=device
+        )
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
+        out = model.generate(
+            input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+            eos_token_id=end, pad_token_id=tokenizer.pad_token_id,
+        )  # fmt: skip
+        replies += tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+    return [r.strip() for r in replies]
+
+
+def score_generations(
+    model, tokenizer, frame: pd.DataFrame, max_new_tokens: int, target: Path
+) -> dict[str, float]:
+    """Generate for the rows of ``frame``, write them to ``target`` (JSONL: prompt, reference,
+    generated), return ``test/chrf`` and ``test/bleu`` (sacrebleu corpus scores, 0-100)."""
+    prompts, refs = frame["prompt"].tolist(), frame["response"].tolist()
+    outputs = generate(model, tokenizer, prompts, max_new_tokens)
+    with target.open("w") as f:
+        for p, r, g in zip(prompts, refs, outputs, strict=True):
+            f.write(json.dumps({"prompt": p, "reference": r, "generated": g}) + "\n")
+    return {
+        "test/chrf": float(sacrebleu.corpus_chrf(outputs, [refs]).score),
+        "test/bleu": float(sacrebleu.corpus_bleu(outputs, [refs]).score),
+        "test/generated": float(len(outputs)),
+    }

@@ -1,0 +1,69 @@
+"""Regression: one real-valued output per text, trained with MSE (or Huber)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from sftlab.errors import SftlabError
+from sftlab.metrics import regression_metrics
+from sftlab.models.module import SequenceClassifier
+
+LOSSES = ("mse", "huber")
+
+
+class Regressor(SequenceClassifier):
+    """The classifier system with a one-output head, a regression loss and regression metrics.
+
+    Args:
+        loss: ``mse`` or ``huber`` (``loss.regression``).
+        huber_delta: where Huber turns from squared to linear (``loss.huber_delta``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        label_names: list[str],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        loss: str = "mse",
+        huber_delta: float = 1.0,
+        layer_decay: float | None = None,
+    ):
+        if loss not in LOSSES:
+            raise SftlabError(f"loss.regression must be one of {', '.join(LOSSES)}, got '{loss}'")
+        super().__init__(
+            model, label_names, optimizer, scheduler, layer_decay=layer_decay, metrics=regression_metrics()
+        )
+        self.loss_name, self.huber_delta = loss, float(huber_delta)
+
+    def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        preds = self(batch).float().squeeze(-1)
+        target = batch["labels"].float()
+        if self.loss_name == "huber":
+            loss = nn.functional.huber_loss(preds, target, delta=self.huber_delta)
+        else:
+            loss = nn.functional.mse_loss(preds, target)
+        getattr(self, f"{stage}_metrics").update(preds.detach(), target)
+        on_step = stage == "train"
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(target),
+        )
+        return loss
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_collection(self.val_metrics, prog_bar=("val/pearson", "val/mae"))
+
+    def on_test_epoch_end(self) -> None:
+        values = self._log_collection(self.test_metrics)
+        self.test_results = {k: float(v) for k, v in values.items()}
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self(batch).float().squeeze(-1)

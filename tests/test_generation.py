@@ -1,0 +1,162 @@
+"""data.task=generation: prompt masking, chat template, tiny random Llama runs, chrF/BLEU, GGUF."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sftlab.data.config import DataConfig
+from sftlab.data.generation import IGNORE, GenerationDataModule, encode_pair, prompt_ids
+from sftlab.errors import SftlabError
+from sftlab.models.backbone import load_tokenizer
+from sftlab.train import train
+from tests.conftest import ASSETS, compose_cfg
+
+PAIRS = ASSETS / "tiny_translation.csv"
+GEN = [
+    "model=tiny_llama",
+    "data=text_to_text",
+    f"data.path={PAIRS}",
+    "data.response_column=target",
+    "data.prompt_template='Translate English to Spanish: {source}'",
+    "trainer=cpu",
+    "trainer.precision=32",
+    "trainer.enable_progress_bar=false",
+    "logger=csv",
+]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(compose_cfg(GEN).model)
+
+
+def test_prompt_tokens_are_masked_and_response_tokens_kept(tokenizer):
+    enc = encode_pair(tokenizer, "Translate: the cat", "el gato", max_length=64)
+    p = prompt_ids(tokenizer, "Translate: the cat")
+    assert enc["input_ids"][: len(p)] == p
+    assert enc["labels"][: len(p)] == [IGNORE] * len(p)
+    reply = enc["labels"][len(p) :]
+    assert IGNORE not in reply and reply[-1] == tokenizer.sep_token_id  # closed by the end token
+    assert tokenizer.decode(reply, skip_special_tokens=True) == "el gato"
+
+
+def test_chat_template_is_used_for_the_prompt(tokenizer):
+    tok = load_tokenizer(compose_cfg(GEN).model)
+    tok.chat_template = CHAT_TEMPLATE
+    ids = prompt_ids(tok, "hola")
+    assert tok.decode(ids) == tok.decode(
+        tok("<|user|>hola\n<|assistant|>", add_special_tokens=False)["input_ids"]
+    )
+    enc = encode_pair(tok, "hola", "adios", max_length=64)
+    assert enc["labels"].count(IGNORE) == len(ids)
+
+
+def test_long_prompts_lose_their_start_not_the_reply(tokenizer):
+    enc = encode_pair(tokenizer, "word " * 200, "the reply", max_length=32)
+    assert len(enc["input_ids"]) == 32
+    assert (
+        tokenizer.decode([t for t in enc["labels"] if t != IGNORE], skip_special_tokens=True)
+        == "the reply"
+    )
+
+
+def test_prompt_template_names_a_missing_column(tokenizer):
+    cfg = DataConfig(source="files", path=str(PAIRS), task="generation", response_column="target",
+                     prompt_template="Translate: {english}", cache_dir=None)  # fmt: skip
+    with pytest.raises(SftlabError, match="prompt_template names column 'english'"):
+        GenerationDataModule(cfg, tokenizer).load_frames()
+
+
+def test_encoder_only_model_is_refused_before_heavy_work(tmp_path):
+    cfg = compose_cfg([*GEN, "model=tiny_bert"], output_dir=tmp_path / "run")
+    with pytest.raises(
+        SftlabError, match="needs a decoder .causal LM. but the model is encoder-only .bert."
+    ):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def generation_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen-run")
+    overrides = [*GEN, "trainer.max_epochs=4", "strategy.lr=3e-3", "data.max_new_tokens=8",
+                 "data.split=[0.7,0.15,0.15]"]  # fmt: skip
+    cfg = compose_cfg(overrides, output_dir=out)
+    return cfg, out, train(cfg)
+
+
+def test_generation_run_reports_perplexity_and_generation_scores(generation_run):
+    cfg, out, metrics = generation_run
+    for key in (
+        "val/loss",
+        "val/perplexity",
+        "test/perplexity",
+        "test/chrf",
+        "test/bleu",
+        "before/val/perplexity",
+    ):
+        assert key in metrics, key
+    assert metrics["val/perplexity"] == pytest.approx(
+        torch.exp(torch.tensor(metrics["val/loss"])).item(), rel=0.05
+    )
+    # 4 epochs on 28 pairs teach even a random 2-layer model something about the replies
+    assert metrics["val/perplexity"] < metrics["before/val/perplexity"]
+    rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    assert len(rows) == metrics["test/generated"] == 6
+    assert all(r["prompt"].startswith("Translate English to Spanish: ") for r in rows)
+    assert (out / "model" / "config.json").exists()
+    assert json.loads((out / "model" / "sftlab.json").read_text())["task"] == "generation"
+
+
+def test_exported_causal_lm_reloads_and_generates_the_same(generation_run, tokenizer):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sftlab.tasks.generation import generate
+
+    cfg, out, metrics = generation_run
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    again = generate(model, tok, [r["prompt"] for r in rows], max_new_tokens=8)
+    assert again == [r["generated"] for r in rows]
+
+
+@pytest.mark.slow
+def test_smollm2_gguf_converts_once_and_generates(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from sftlab.models.causal import gguf_folder
+    from sftlab.tasks.generation import generate
+
+    cfg = compose_cfg(["model=smollm2"])
+    folder = gguf_folder(cfg.model.name_or_path, str(tmp_path))
+    mtime = (folder / "config.json").stat().st_mtime_ns
+    assert (
+        gguf_folder(cfg.model.name_or_path, str(tmp_path)) == folder
+    )  # reused, not converted again
+    assert (folder / "config.json").stat().st_mtime_ns == mtime
+    tok = load_tokenizer({"name_or_path": str(folder)})
+    assert tok.chat_template
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert model.config.model_type == "llama" and model.num_parameters() > 100e6
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    (reply,) = generate(model, tok, ["What is the capital of France?"], max_new_tokens=16)
+    assert "Paris" in reply
+
+
+@pytest.mark.slow
+def test_chitchat_pairs_are_consecutive_turns():
+    from sftlab.data.packaged import load_chitchat
+
+    df = load_chitchat()
+    assert len(df) == 131557 and df["conversation"].nunique() == 4017
+    first = df[df["conversation"] == df["conversation"].iloc[0]]
+    assert first["response"].iloc[0] == first["prompt"].iloc[1]  # each reply is the next prompt
