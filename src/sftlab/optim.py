@@ -66,3 +66,19 @@ def optimizer_from_config(optimizer_cfg: Any) -> tuple[Any, float | None]:
     )
     layer_decay = values.pop("layer_decay", None)
     return instantiate(values), layer_decay
+
+
+def configure_optimizers(
+    model: nn.Module,
+    optimizer_fn: Any,
+    scheduler_fn: Any | None,
+    num_training_steps: int,
+    layer_decay: float | None = None,
+) -> dict[str, Any]:
+    """What a LightningModule's ``configure_optimizers`` returns: the partial optimizer completed
+    with the trainable parameter groups, and the per-step schedule."""
+    optimizer = apply_lr_scale(optimizer_fn(param_groups(model, layer_decay)))
+    if scheduler_fn is None:
+        return {"optimizer": optimizer}
+    scheduler = scheduler_fn(optimizer, num_training_steps=num_training_steps)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 from sftlab.metrics import classification_metrics, confusion_matrix
-from sftlab.optim import apply_lr_scale, param_groups
+from sftlab.optim import configure_optimizers
 
 
 class SequenceClassifier(L.LightningModule):
@@ -108,10 +108,10 @@ class SequenceClassifier(L.LightningModule):
         return values
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = apply_lr_scale(self.optimizer_fn(param_groups(self.model, self.layer_decay)))
-        if self.scheduler_fn is None:
-            return {"optimizer": optimizer}
-        scheduler = self.scheduler_fn(
-            optimizer, num_training_steps=int(self.trainer.estimated_stepping_batches)
+        return configure_optimizers(
+            self.model,
+            self.optimizer_fn,
+            self.scheduler_fn,
+            int(self.trainer.estimated_stepping_batches),
+            self.layer_decay,
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

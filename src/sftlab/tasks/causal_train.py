@@ -19,6 +19,7 @@ from sftlab.data.generation import GenerationDataModule
 from sftlab.export import export_model, write_json
 from sftlab.loggers import make_logger
 from sftlab.models.backbone import load_tokenizer
+from sftlab.optim import optimizer_from_config
 from sftlab.models.causal import check_decoder, load_causal_lm, resolved_model_cfg
 from sftlab.tasks.generation import CausalLMModule, score_generations
 
@@ -41,12 +42,14 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     datamodule = GenerationDataModule(data_cfg, tokenizer, seed=cfg.seed)
     datamodule.setup("fit")
     model = load_causal_lm(model_cfg, tokenizer)
-    instantiate(cfg.strategy.apply)(model)
+    model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     trainable, total = strategies.count_parameters(model)
+    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
     module = CausalLMModule(
         model,
-        instantiate(cfg.optimizer),
+        optimizer,
         instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        layer_decay=layer_decay,
     )
     has_val = "validation" in datamodule.datasets
     checkpoint = ModelCheckpoint(
@@ -93,7 +96,7 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         if cfg.get("export", True):
             export_model(
-                module.model, tokenizer, out / "model",
+                strategies.prepare_for_export(module.model), tokenizer, out / "model",
                 extra={"task": "generation", "prompt_template": data_cfg.prompt_template,
                        "max_length": data_cfg.max_length, "max_new_tokens": data_cfg.max_new_tokens},
             )  # fmt: skip

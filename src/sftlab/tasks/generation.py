@@ -16,7 +16,7 @@ from torch import nn
 from torchmetrics.text import Perplexity
 
 from sftlab.data.generation import IGNORE, prompt_ids
-from sftlab.models.module import NO_DECAY
+from sftlab.optim import configure_optimizers
 
 
 class CausalLMModule(L.LightningModule):
@@ -27,9 +27,11 @@ class CausalLMModule(L.LightningModule):
         model: nn.Module,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        layer_decay: float | None = None,
     ):
         super().__init__()
         self.model = model
+        self.layer_decay = layer_decay
         self.model.train()  # from_pretrained() leaves eval mode: dropout would stay off
         self.optimizer_fn, self.scheduler_fn = optimizer, scheduler
         self.val_perplexity = Perplexity(ignore_index=IGNORE)
@@ -71,21 +73,13 @@ class CausalLMModule(L.LightningModule):
         }
 
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            if param.requires_grad:
-                (no_decay if any(k in name for k in NO_DECAY) else decay).append(param)
-        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = self.optimizer_fn([g for g in groups if g["params"]])
-        if self.scheduler_fn is None:
-            return {"optimizer": optimizer}
-        scheduler = self.scheduler_fn(
-            optimizer, num_training_steps=int(self.trainer.estimated_stepping_batches)
+        return configure_optimizers(
+            self.model,
+            self.optimizer_fn,
+            self.scheduler_fn,
+            int(self.trainer.estimated_stepping_batches),
+            self.layer_decay,
         )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
 
 
 @torch.inference_mode()
