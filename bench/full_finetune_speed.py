@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch  # noqa: E402
+
 # The shared set-up (sources on the path, offline, quiet) and helpers of the head-only bench.
 from head_only_speed import RESULTS, compose_train, cpu_seconds
-
-import torch  # noqa: E402
 
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # noqa: E402
 from sftlab.models.backbone import load_model, load_tokenizer  # noqa: E402
@@ -65,7 +65,12 @@ def hf_trainer(cfg, workdir: Path) -> dict:
     wall, cpu = time.perf_counter(), cpu_seconds()
     trainer.train()
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
-    return {"train_rows": len(train_ds), "wall_s": wall, "cpu_s": cpu, "samples_per_s": len(train_ds) / wall}
+    return {
+        "train_rows": len(train_ds),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "samples_per_s": len(train_ds) / wall,
+    }
 
 
 def sftlab_default(overrides: list[str], workdir: Path) -> dict:
@@ -73,7 +78,11 @@ def sftlab_default(overrides: list[str], workdir: Path) -> dict:
     metrics = train(cfg)
     # fit_seconds includes data setup, model load and one validation pass: a conservative time.
     rows = int(metrics["train_rows"])
-    return {"train_rows": rows, "wall_s": metrics["fit_seconds"], "samples_per_s": rows / metrics["fit_seconds"]}
+    return {
+        "train_rows": rows,
+        "wall_s": metrics["fit_seconds"],
+        "samples_per_s": rows / metrics["fit_seconds"],
+    }
 
 
 def main() -> None:
@@ -81,8 +90,12 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=2000)
     args = parser.parse_args()
     torch.manual_seed(0)
-    overrides = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=csv",
-                 f"data.train_size={args.train_size}"]
+    overrides = [
+        "trainer=cpu",
+        "trainer.enable_progress_bar=false",
+        "logger=csv",
+        f"data.train_size={args.train_size}",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         hf = hf_trainer(compose_train(overrides, tmp / "hf"), tmp / "hf")

@@ -34,8 +34,20 @@ def main() -> None:
     parser.add_argument("--pooling", default="mean")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2, 3e-2])
-    parser.add_argument("--dropouts", type=float, nargs="+", default=[None], help="head dropout (default: the model's)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="seeds of the head's shuffling and dropout")
+    parser.add_argument(
+        "--dropouts",
+        type=float,
+        nargs="+",
+        default=[None],
+        help="head dropout (default: the model's)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[42],
+        help="seeds of the head's shuffling and dropout",
+    )
     parser.add_argument("--name", default=None, help="results file stem")
     args = parser.parse_args()
     overrides = (

@@ -71,7 +71,9 @@ def test_logger_instantiates(name, tmp_path):
 
 @pytest.mark.parametrize("name", options("data"))
 def test_data_config_validates(name):
-    overrides = [f"data={name}"] + ([f"data.path={TINY_CSV}"] if name in {"files", "hub", "text_to_text"} else [])
+    overrides = [f"data={name}"] + (
+        [f"data.path={TINY_CSV}"] if name in {"files", "hub", "text_to_text"} else []
+    )
     cfg = compose_cfg(overrides)
     data = DataConfig.from_dict(dict(cfg.data))
     assert abs(sum(data.split) - 1) < 1e-6
@@ -93,7 +95,9 @@ def test_model_config(name):
     from sftlab.errors import SftlabError
 
     cfg = compose_cfg([f"model={name}"])
-    if str(cfg.model.name_or_path).endswith(".gguf"):  # a causal LM: converted in tests/test_generation.py (slow)
+    if str(cfg.model.name_or_path).endswith(
+        ".gguf"
+    ):  # a causal LM: converted in tests/test_generation.py (slow)
         from sftlab.paths import resolve
 
         assert resolve(cfg.model.name_or_path).endswith(".gguf")

@@ -61,7 +61,9 @@ def test_batches_are_dynamically_padded(tokenizer):
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape[0] == 8
-    assert batch["input_ids"].shape[1] <= 6  # truncated at max_length, padded to the batch's longest
+    assert (
+        batch["input_ids"].shape[1] <= 6
+    )  # truncated at max_length, padded to the batch's longest
     longest = int(batch["attention_mask"].sum(1).max())
     assert batch["input_ids"].shape[1] == longest
     assert batch["labels"].dtype.is_floating_point is False
@@ -85,10 +87,19 @@ def test_integer_labels_sort_numerically(tokenizer, tmp_path):
     ("setup", "message"),
     [
         (lambda p: {"path": str(p / "missing.csv")}, "data file not found"),
-        (lambda p: {"path": str(TINY_CSV), "text_column": "review"}, "column 'review'.*columns are: text, label"),
-        (lambda p: {"path": str(TINY_CSV), "labels": ["negative", "positive"]}, "not in data.labels"),
+        (
+            lambda p: {"path": str(TINY_CSV), "text_column": "review"},
+            "column 'review'.*columns are: text, label",
+        ),
+        (
+            lambda p: {"path": str(TINY_CSV), "labels": ["negative", "positive"]},
+            "not in data.labels",
+        ),
         (lambda p: {"path": str(write(p, [{"text": "a b", "label": "x"}] * 5))}, "single class"),
-        (lambda p: {"path": str(write(p, [{"text": "", "label": i % 2} for i in range(6)]))}, "every text"),
+        (
+            lambda p: {"path": str(write(p, [{"text": "", "label": i % 2} for i in range(6)]))},
+            "every text",
+        ),
         (lambda p: {"path": str(p / "data.xlsx")}, "data file not found"),
     ],
 )
@@ -117,4 +128,8 @@ def test_train_size_subsamples_train_only(tokenizer, size, expected):
     dm.setup()
     assert len(dm.frames["train"]) == expected
     assert len(dm.frames["validation"]) == 9 and len(dm.frames["test"]) == 9
-    assert dm.frames["train"]["label"].value_counts().max() - dm.frames["train"]["label"].value_counts().min() <= 1
+    assert (
+        dm.frames["train"]["label"].value_counts().max()
+        - dm.frames["train"]["label"].value_counts().min()
+        <= 1
+    )

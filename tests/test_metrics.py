@@ -22,7 +22,9 @@ def test_collection_matches_standalone_metrics_across_resets():
         collection.reset()
         recall = MulticlassRecall(3, average=None)(preds, target)
         f1 = MulticlassF1Score(3, average=None)(preds, target)
-        assert values["val/acc"] == pytest.approx(float(MulticlassAccuracy(3, average="micro")(preds, target)))
+        assert values["val/acc"] == pytest.approx(
+            float(MulticlassAccuracy(3, average="micro")(preds, target))
+        )
         assert values["val/f1_macro"] == pytest.approx(float(f1.mean()))
         for i, name in enumerate(labels):
             assert values[f"val/recall_{name}"] == pytest.approx(float(recall[i]))

@@ -228,5 +228,7 @@ def test_texts_with_carriage_returns_survive_csv(run, tmp_path):
     write_splits({"test": frame}, tmp_path / "data", "review", "stars")
     back = pd.read_csv(tmp_path / "data" / "test.csv")
     assert back["review"].tolist() == texts and list(back.columns) == ["review", "stars"]
-    out = predict(cfg(run=str(run), input=str(tmp_path / "data" / "test.csv"), text_column="review"))
+    out = predict(
+        cfg(run=str(run), input=str(tmp_path / "data" / "test.csv"), text_column="review")
+    )
     assert pd.read_csv(out)["review"].tolist() == texts

@@ -28,7 +28,9 @@ def finished_run(tmp_path_factory):
     from tests.conftest import TINY, compose_cfg
 
     out = tmp_path_factory.mktemp("run")
-    cfg = compose_cfg([*TINY, "trainer.max_epochs=3", "data.batch_size=8", "strategy.lr=1e-3"], output_dir=out)
+    cfg = compose_cfg(
+        [*TINY, "trainer.max_epochs=3", "data.batch_size=8", "strategy.lr=1e-3"], output_dir=out
+    )
     return cfg, out, train(cfg)
 
 
@@ -49,9 +51,14 @@ def test_exported_model_loads_with_pipeline_and_reproduces_test_accuracy(finishe
     clf = pipeline("text-classification", model=str(out / "model"), device="cpu")
     assert clf.model.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
     tokenizer = load_tokenizer(cfg.model)
-    dm = TextClassificationDataModule(DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed)
+    dm = TextClassificationDataModule(
+        DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed
+    )
     test = dm.load_frames()["test"]
-    preds = [p["label"] for p in clf(test["text"].tolist(), truncation=True, max_length=cfg.data.max_length)]
+    preds = [
+        p["label"]
+        for p in clf(test["text"].tolist(), truncation=True, max_length=cfg.data.max_length)
+    ]
     accuracy = (test["label"] == preds).mean()
     assert accuracy == pytest.approx(metrics["test/acc"], abs=1e-6)
 
@@ -59,7 +66,12 @@ def test_exported_model_loads_with_pipeline_and_reproduces_test_accuracy(finishe
 def run_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

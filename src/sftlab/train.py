@@ -53,7 +53,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     fit_data = datamodule  # its batches: token ids, or the cached features of the frozen body
     if cfg.strategy.get("cache_features"):
         trained, fit_data = cache_features(
-            model, datamodule, str(cfg.trainer.precision), cfg.strategy.get("cache_max_memory_mb", 2048), out / "features"
+            model,
+            datamodule,
+            str(cfg.trainer.precision),
+            cfg.strategy.get("cache_max_memory_mb", 2048),
+            out / "features",
         )
 
     optimizer, layer_decay = optimizer_from_config(cfg.optimizer)

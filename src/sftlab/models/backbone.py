@@ -31,7 +31,12 @@ from sftlab.models.modeling_pooled import (
 )
 from sftlab.paths import resolve
 
-DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+DROPOUT_KEYS = (
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "dropout",
+    "attention_dropout",
+)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -138,7 +143,12 @@ def load_model(
     )
     _apply_dropout(config, model_cfg.get("dropout"))
     if pooling:
-        return _pooled(AutoModel.from_pretrained(where, config=config), pooling, labels, model_cfg.get("dropout"))
+        return _pooled(
+            AutoModel.from_pretrained(where, config=config),
+            pooling,
+            labels,
+            model_cfg.get("dropout"),
+        )
     # ignore_mismatched_sizes: a folder that already has a head for another label set gets a new one
     return AutoModelForSequenceClassification.from_pretrained(
         where, config=config, ignore_mismatched_sizes=True

@@ -70,7 +70,14 @@ class SequenceClassifier(L.LightningModule):
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(preds, labels)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(labels),
+        )
         if stage == "test":
             self.test_confusion.update(preds, labels)
         return loss
@@ -99,7 +106,9 @@ class SequenceClassifier(L.LightningModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return torch.softmax(self(batch).float(), dim=-1)
 
-    def _log_collection(self, collection, prog_bar: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    def _log_collection(
+        self, collection, prog_bar: tuple[str, ...] = ()
+    ) -> dict[str, torch.Tensor]:
         # ClasswiseWrapper returns a dict per metric, so compute() and log the flat result.
         values = collection.compute()
         for key, value in values.items():

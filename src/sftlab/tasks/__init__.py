@@ -70,7 +70,12 @@ def build_module(
         from sftlab.tasks.multilabel import MultiLabelClassifier
 
         return MultiLabelClassifier(
-            model, labels, optimizer, scheduler, threshold=data_cfg.threshold, layer_decay=layer_decay
+            model,
+            labels,
+            optimizer,
+            scheduler,
+            threshold=data_cfg.threshold,
+            layer_decay=layer_decay,
         )
     return SequenceClassifier(
         model, labels, optimizer, scheduler, class_weights=class_weights, layer_decay=layer_decay

@@ -19,8 +19,8 @@ from sftlab.data.generation import GenerationDataModule
 from sftlab.export import export_model, write_json
 from sftlab.loggers import make_logger
 from sftlab.models.backbone import load_tokenizer
-from sftlab.optim import optimizer_from_config
 from sftlab.models.causal import check_decoder, load_causal_lm, resolved_model_cfg
+from sftlab.optim import optimizer_from_config
 from sftlab.tasks.generation import CausalLMModule, score_generations
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,12 @@ class Regressor(SequenceClassifier):
         if loss not in LOSSES:
             raise SftlabError(f"loss.regression must be one of {', '.join(LOSSES)}, got '{loss}'")
         super().__init__(
-            model, label_names, optimizer, scheduler, layer_decay=layer_decay, metrics=regression_metrics()
+            model,
+            label_names,
+            optimizer,
+            scheduler,
+            layer_decay=layer_decay,
+            metrics=regression_metrics(),
         )
         self.loss_name, self.huber_delta = loss, float(huber_delta)
 
