@@ -69,18 +69,21 @@ class SequenceClassifier(L.LightningModule):
         preds = logits.argmax(dim=-1)
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(preds, labels)
-        on_step = stage == "train"
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=on_step,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(labels),
-        )
+        self.log_loss(stage, loss, len(labels))
         if stage == "test":
             self.test_confusion.update(preds, labels)
         return loss
+
+    def log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
+        """``stage/loss``: per step while training, averaged over the epoch everywhere."""
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch_size,
+        )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")

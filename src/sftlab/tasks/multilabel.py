@@ -72,15 +72,7 @@ class MultiLabelClassifier(SequenceClassifier):
             self._val_targets.append(target.int())
         else:
             getattr(self, f"{stage}_metrics").update((probs >= self.threshold).int(), target.int())
-        on_step = stage == "train"
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=on_step,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(target),
-        )
+        self.log_loss(stage, loss, len(target))
         return loss
 
     def on_validation_epoch_end(self) -> None:

@@ -52,15 +52,7 @@ class Regressor(SequenceClassifier):
         else:
             loss = nn.functional.mse_loss(preds, target)
         getattr(self, f"{stage}_metrics").update(preds.detach(), target)
-        on_step = stage == "train"
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=on_step,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(target),
-        )
+        self.log_loss(stage, loss, len(target))
         return loss
 
     def on_validation_epoch_end(self) -> None:
