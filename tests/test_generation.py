@@ -160,3 +160,26 @@ def test_chitchat_pairs_are_consecutive_turns():
     assert len(df) == 131557 and df["conversation"].nunique() == 4017
     first = df[df["conversation"] == df["conversation"].iloc[0]]
     assert first["response"].iloc[0] == first["prompt"].iloc[1]  # each reply is the next prompt
+
+
+def test_predict_py_generates_from_the_runs_prompt_template(generation_run, tmp_path):
+    """predict.py fills the run's prompt_template from each input row and writes `generated`."""
+    import pandas as pd
+    from omegaconf import OmegaConf
+
+    from sftlab.predict import predict
+
+    cfg, out, metrics = generation_run
+    rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    prefix = "Translate English to Spanish: "
+    inp = tmp_path / "new.csv"
+    pd.DataFrame({"source": [r["prompt"][len(prefix) :] for r in rows]}).to_csv(inp, index=False)
+    written = predict(OmegaConf.create({"run": str(out), "input": str(inp), "progress": False}))
+    result = pd.read_csv(written, keep_default_na=False)
+    assert result["source"].tolist() == [r["prompt"][len(prefix) :] for r in rows]
+    assert result["generated"].tolist() == [r["generated"] for r in rows]
+
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"text": ["hello"]}).to_csv(bad, index=False)
+    with pytest.raises(SftlabError, match="no column 'source'"):
+        predict(OmegaConf.create({"run": str(out), "input": str(bad), "progress": False}))

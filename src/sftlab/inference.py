@@ -94,6 +94,10 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
     """Load the model of a run dir or model folder, checking it agrees with the run's config."""
     model_dir, run_cfg = locate(run)
     meta = _read_meta(model_dir)
+    task = str(meta.get("task", "classification"))
+    data = (run_cfg or {}).get("data") or {}
+    if task == "generation":
+        return _load_generator(run, model_dir, meta, data, device)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -102,7 +106,6 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
         raise SftlabError(f"cannot load the model in {model_dir}: {first}") from None
     id2label = model.config.id2label
     labels = [str(id2label[i]) for i in sorted(id2label)]
-    data = (run_cfg or {}).get("data") or {}
     _check_labels(
         labels, data.get("labels"), f"data.labels in {Path(run) / 'config.yaml'}", model_dir
     )
@@ -115,7 +118,7 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
         model=model,
         tokenizer=tokenizer,
         labels=labels,
-        task=str(meta.get("task", "classification")),
+        task=task,
         text_column=str(data.get("text_column") or meta.get("text_column") or "text"),
         max_length=int(
             data.get("max_length") or meta.get("max_length") or tokenizer.model_max_length
@@ -123,6 +126,32 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
         cleaning=[str(s) for s in cleaning],
         source=Path(run),
         meta=meta,
+    )
+
+
+def _load_generator(
+    run: str | Path, model_dir: Path, meta: dict[str, Any], data: dict[str, Any], device: str
+) -> Predictor:
+    """A causal LM run: prompts in (a column, or ``prompt_template`` filled from each row)."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SftlabError(f"cannot load the model in {model_dir}: {first}") from None
+    model.to(_device(device)).eval()
+    template = data.get("prompt_template", meta.get("prompt_template"))
+    return Predictor(
+        model=model,
+        tokenizer=tokenizer,
+        labels=[],
+        task="generation",
+        text_column=str(data.get("prompt_column") or meta.get("prompt_column") or "prompt"),
+        max_length=int(data.get("max_length") or meta.get("max_length") or 512),
+        source=Path(run),
+        meta={**meta, "prompt_template": template},
     )
 
 
@@ -225,11 +254,30 @@ def multilabel_frame(
     return out
 
 
+def generation_frame(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> pd.DataFrame:
+    """``generated``: the greedy reply to each prompt, built with the chat template as in training."""
+    from sftlab.tasks.generation import generate
+
+    max_new = int(predictor.meta.get("max_new_tokens", 48))
+    step = max(1, min(batch_size, 8))  # generation holds a KV cache per row: keep batches small
+    replies: list[str] = []
+    for start in tqdm(
+        range(0, len(texts), step), desc="generate", unit="batch", disable=not progress
+    ):
+        replies += generate(
+            predictor.model, predictor.tokenizer, texts[start : start + step], max_new, step
+        )
+    return pd.DataFrame({"generated": replies})
+
+
 # One function per task: the output columns for a list of texts.
 TASKS: dict[str, Callable[..., pd.DataFrame]] = {
     "classification": classification_frame,
     "regression": regression_frame,
     "multilabel": multilabel_frame,
+    "generation": generation_frame,
 }
 
 

@@ -30,6 +30,16 @@ def predict(cfg: Any) -> Path:
     predictor = load_predictor(cfg.run, device=str(cfg.get("device", "auto")))
     check_task(predictor)
     df = read_table(inp)
+    template = predictor.meta.get("prompt_template") if predictor.task == "generation" else None
+    if template and not cfg.get("text_column"):  # prompts made from each row, as in training
+        try:
+            texts = [template.format(**row) for row in df.to_dict("records")]
+        except KeyError as e:
+            raise SftlabError(
+                f"{inp} has no column {e} that the run's prompt_template '{template}' needs "
+                f"(columns: {', '.join(map(str, df.columns))})"
+            ) from None
+        return _finish(cfg, df, texts, predictor, inp, out)
     column = str(cfg.get("text_column") or predictor.text_column)
     if column not in df.columns:
         raise SftlabError(
@@ -46,6 +56,11 @@ def predict(cfg: Any) -> Path:
             int(missing.idxmax()) + 2,
         )
     texts = texts.where(~missing, "").astype(str).tolist()
+    return _finish(cfg, df, texts, predictor, inp, out)
+
+
+def _finish(cfg: Any, df: pd.DataFrame, texts: list[str], predictor, inp: Path, out: Path) -> Path:
+    """Predict ``texts`` and write the input rows plus the prediction columns to ``out``."""
     preds = predict_frame(
         predictor,
         texts,
