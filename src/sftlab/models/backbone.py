@@ -81,6 +81,14 @@ def _from_hub(loader, name: str, what: str, **kwargs):
         raise SftlabError(f"{what}='{name}' could not be loaded from the hub: {e}") from None
 
 
+def _with_pad_token(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Decoder tokenizers (Llama, GPT-2) often have no pad token: batching needs one, and a
+    decoder classifier finds each row's last real token by it. EOS stands in."""
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load_tokenizer(model_cfg: dict[str, Any]) -> PreTrainedTokenizerBase:
     source = model_cfg.get("tokenizer") or model_cfg.get("name_or_path")
     if not source:
@@ -88,8 +96,8 @@ def load_tokenizer(model_cfg: dict[str, Any]) -> PreTrainedTokenizerBase:
     what = "model.tokenizer" if model_cfg.get("tokenizer") else "model.name_or_path"
     where, local = locate(source, what)
     if local:
-        return AutoTokenizer.from_pretrained(where, use_fast=True)
-    return _from_hub(AutoTokenizer.from_pretrained, where, what, use_fast=True)
+        return _with_pad_token(AutoTokenizer.from_pretrained(where, use_fast=True))
+    return _with_pad_token(_from_hub(AutoTokenizer.from_pretrained, where, what, use_fast=True))
 
 
 def _apply_dropout(config: PretrainedConfig, dropout: float | None) -> None:
@@ -142,6 +150,8 @@ def load_model(
         else _from_hub(AutoConfig.from_pretrained, where, "model.name_or_path", **labels)
     )
     _apply_dropout(config, model_cfg.get("dropout"))
+    if getattr(config, "pad_token_id", None) is None:  # a decoder pools its last non-pad token
+        config.pad_token_id = tokenizer.pad_token_id
     if pooling:
         return _pooled(
             AutoModel.from_pretrained(where, config=config),
