@@ -20,6 +20,7 @@ from sftlab.export import export_model, write_json, write_splits
 from sftlab.features import cache_features
 from sftlab.model_card import model_card
 from sftlab.models.backbone import load_model, load_tokenizer
+from sftlab.models.causal import resolved_model_cfg
 from sftlab.optim import optimizer_from_config
 from sftlab.progress import progress
 from sftlab.report import print_metrics, write_report
@@ -40,9 +41,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     # Everything that can fail on user input happens before any file is written.
-    from sftlab.models.causal import resolved_model_cfg
-
-    model_cfg = resolved_model_cfg(OmegaConf.to_container(cfg.model, resolve=True))  # GGUF -> folder
+    # A GGUF model (model=smollm2) is converted once into a cached Hugging Face folder.
+    model_cfg = resolved_model_cfg(OmegaConf.to_container(cfg.model, resolve=True))
     tokenizer = load_tokenizer(model_cfg)
     data_cfg = DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True))
     datamodule = TextClassificationDataModule(data_cfg, tokenizer, seed=cfg.seed)
