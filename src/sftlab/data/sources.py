@@ -12,16 +12,15 @@ import csv
 import gzip
 import logging
 import lzma
-import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pandas as pd
 
 from sftlab.data.packaged import PACKAGED, load_airline_sentiment, load_sms_spam  # noqa: F401
 from sftlab.errors import SftlabError
+from sftlab.paths import hub_reachable
 
 log = logging.getLogger(__name__)
 
@@ -188,17 +187,9 @@ def _offline_unless_reachable(timeout: float = 3.0):
     import datasets
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE:
+    if constants.HF_HUB_OFFLINE or hub_reachable(timeout):
         yield
         return
-    try:
-        socket.create_connection(
-            (urlparse(constants.ENDPOINT).hostname, 443), timeout=timeout
-        ).close()
-        yield
-        return
-    except OSError:
-        pass
     saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
     constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
     try:

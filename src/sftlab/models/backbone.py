@@ -7,11 +7,8 @@ hub cannot be reached, loading fails at once with one line instead of retrying f
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from transformers import (
     AutoConfig,
@@ -29,7 +26,7 @@ from sftlab.models.modeling_pooled import (
     PooledClassifierConfig,
     PooledForSequenceClassification,
 )
-from sftlab.paths import resolve
+from sftlab.paths import hub_reachable, resolve
 
 DROPOUT_KEYS = (
     "hidden_dropout_prob",
@@ -37,19 +34,6 @@ DROPOUT_KEYS = (
     "dropout",
     "attention_dropout",
 )
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}:
-        return False
-    from huggingface_hub import constants
-
-    host = urlparse(constants.ENDPOINT).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def locate(name_or_path: str, what: str = "model.name_or_path") -> tuple[str, bool]:
@@ -69,7 +53,7 @@ def _from_hub(loader, name: str, what: str, **kwargs):
         return loader(name, local_files_only=True, **kwargs)
     except OSError:
         pass
-    if not _hub_reachable():
+    if not hub_reachable():
         raise SftlabError(
             f"{what}='{name}' is not a local folder nor in the Hugging Face cache, and the hub "
             f"cannot be reached: download it where you have internet (save_pretrained) and set "
