@@ -142,6 +142,24 @@ def test_gradual_unfreezes_from_the_top_and_frozen_weights_never_move(tokenizer)
     assert unfreeze_top(model, 3) == numel(model, lambda n: True)  # blocks, then embeddings
 
 
+def test_gradual_with_a_fractional_period_opens_blocks_within_an_epoch(tokenizer):
+    model = strategies.gradual(tiny_model(tokenizer), every_n_epochs=0.25)
+    callback = GradualUnfreezing(every_n_epochs=0.25)
+    module = SimpleNamespace(model=model)
+    trainer = SimpleNamespace(current_epoch=0, num_training_batches=8)
+    head = numel(model, lambda n: n.startswith(HEAD))
+    top = numel(model, lambda n: n.startswith((*HEAD, "bert.encoder.layer.1.")))
+    opened = []
+    for batch_idx in range(8):
+        callback.on_train_batch_start(trainer, module, None, batch_idx)
+        opened.append(strategies.count_parameters(model)[0])
+    # A unit every 2 of the 8 batches: head, top block, both blocks, then the embeddings too.
+    assert opened[:2] == [head, head] and opened[2:4] == [top, top]
+    assert opened[-1] == numel(model, lambda n: True)
+    with pytest.raises(SftlabError, match="every_n_epochs must be > 0"):
+        strategies.gradual(tiny_model(tokenizer), every_n_epochs=0)
+
+
 def test_layer_decay_scales_lr_by_depth_from_the_top(tokenizer):
     model = strategies.full(tiny_model(tokenizer))
     optimizer = apply_lr_scale(torch.optim.AdamW(param_groups(model, layer_decay=0.5), lr=1.0))

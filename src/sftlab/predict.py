@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from sftlab.data.chat import generation_prompt, parse_messages
 from sftlab.errors import SftlabError
 from sftlab.inference import check_task, load_predictor, predict_frame, require
 from sftlab.tables import read_table, write_table
@@ -30,7 +31,20 @@ def predict(cfg: Any) -> Path:
     predictor = load_predictor(cfg.run, device=str(cfg.get("device", "auto")))
     check_task(predictor)
     df = read_table(inp)
-    template = predictor.meta.get("prompt_template") if predictor.task == "generation" else None
+    generation = predictor.task == "generation"
+    messages = predictor.meta.get("messages_column") if generation else None
+    if messages and not cfg.get("text_column"):  # chat rows, as in training
+        if messages not in df.columns:
+            raise SftlabError(
+                f"{inp} has no messages column '{messages}' that the run was trained on "
+                f"(columns: {', '.join(map(str, df.columns))}): add it or set text_column=<prompts>"
+            )
+        texts = [
+            generation_prompt(parse_messages(value, f"{inp}, row {i + 1}"))
+            for i, value in enumerate(df[messages])
+        ]
+        return _finish(cfg, df, texts, predictor, inp, out)
+    template = predictor.meta.get("prompt_template") if generation else None
     if template and not cfg.get("text_column"):  # prompts made from each row, as in training
         try:
             texts = [template.format(**row) for row in df.to_dict("records")]

@@ -75,6 +75,16 @@ class DataConfig:
     prompt_template: str | None = None
     """``generation``: a ``str.format`` template over the row's columns that makes the prompt,
     e.g. ``"Translate English to Spanish: {source}"``; null = the prompt column as it is."""
+    messages_column: str | None = None
+    """``generation``: a column of chat messages (``[{"role", "content"}, ...]``) used instead
+    of prompt/response columns: the last (assistant) message is the response, the ones
+    before it the prompt, rendered by the tokenizer's chat template."""
+    group_column: str | None = None
+    """``generation``: rows sharing a value here (a conversation id) stay in one split, so no
+    conversation leaks from training into validation or test."""
+    packing: bool = False
+    """``generation``: pack several short training examples into each row of up to
+    ``max_length`` tokens (attention and loss stay per example)."""
     max_new_tokens: int = 48
     """``generation``: the most tokens generated per held-out prompt at test time."""
     generate_samples: int = 32
@@ -137,6 +147,12 @@ def check_task(cfg: DataConfig) -> None:
         raise SftlabError(
             f"data.sampler=balanced needs single-label classes: set data.sampler=null for data.task={cfg.task}"
         )
+    if cfg.task != "generation":
+        for key in ("messages_column", "group_column", "packing"):
+            if getattr(cfg, key):
+                raise SftlabError(
+                    f"data.{key} applies to data.task=generation only: remove it for data.task={cfg.task}"
+                )
     threshold = cfg.threshold
     if threshold != "tune" and not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
         raise SftlabError(

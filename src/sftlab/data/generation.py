@@ -4,7 +4,8 @@ response tokens only (the prompt's are -100).
 The prompt is tokenized on its own (through the tokenizer's chat template when it has one,
 with the generation prompt appended), the response after it; the labels mask exactly the
 prompt's ids. Generation at test time feeds the same prompt ids, so training and generation
-see one format.
+see one format. A prompt is a string (one user turn) or a list of chat messages
+(``data.messages_column``, see ``sftlab.data.chat``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import logging
 import lightning.pytorch as L
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
+from sftlab.data.chat import Messages, parse_messages, plain_text, split_reply
 from sftlab.data.cleaning import clean_texts
 from sftlab.data.config import DataConfig
+from sftlab.data.packing import fill, pack
 from sftlab.data.sources import load_splits, require_columns
 from sftlab.errors import SftlabError
 
@@ -42,15 +45,16 @@ def prompt_texts(frame: pd.DataFrame, cfg: DataConfig, where: str) -> pd.Series:
         ) from None
 
 
-def prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    """The ids the model sees before its reply: the chat template's user turn and assistant
-    header when the tokenizer has a template, else the prompt and a newline."""
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: str | Messages) -> list[int]:
+    """The ids the model sees before its reply: the chat template's turns (a string is one user
+    turn) and the assistant header when the tokenizer has a template, else the plain text and
+    a newline."""
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     if getattr(tokenizer, "chat_template", None):
-        ids = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-        )
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
-    return tokenizer(prompt + "\n", add_special_tokens=True)["input_ids"]
+    text = prompt if isinstance(prompt, str) else plain_text(prompt)
+    return tokenizer(text + "\n", add_special_tokens=True)["input_ids"]
 
 
 def response_ids(tokenizer: PreTrainedTokenizerBase, response: str) -> list[int]:
@@ -61,7 +65,7 @@ def response_ids(tokenizer: PreTrainedTokenizerBase, response: str) -> list[int]
 
 
 def encode_pair(
-    tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, max_length: int
+    tokenizer: PreTrainedTokenizerBase, prompt: str | Messages, response: str, max_length: int
 ) -> dict[str, list[int]]:
     """``input_ids`` and ``labels`` (prompt masked). Too long: the prompt loses its start
     first, keeping at least half the budget for the reply."""
@@ -83,10 +87,13 @@ class PairDataset(Dataset):
 
 
 def collate(pad_id: int):
-    """Right-pad ``input_ids`` with ``pad_id`` and ``labels`` with -100."""
+    """Right-pad ``input_ids`` with ``pad_id`` and ``labels`` with -100. Packed rows (with
+    ``position_ids``) get no attention mask: their padding is one more sequence of its own."""
 
     def fn(rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)
+        if "position_ids" in rows[0]:
+            return packed(rows, width)
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -96,6 +103,18 @@ def collate(pad_id: int):
             labels[i, :n] = torch.tensor(r["labels"])
             mask[i, :n] = 1
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    def packed(rows: list[dict[str, list[int]]], width: int) -> dict[str, torch.Tensor]:
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        positions = torch.arange(width).repeat(len(rows), 1)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            labels[i, :n] = torch.tensor(r["labels"])
+            positions[i, :n] = torch.tensor(r["position_ids"])
+            positions[i, n:] = torch.arange(width - n)
+        return {"input_ids": ids, "position_ids": positions, "labels": labels}
 
     return fn
 
@@ -127,9 +146,7 @@ class GenerationDataModule(L.LightningDataModule):
         remaining = 1.0
         for name in ("test", "validation"):
             if name not in given and fractions[name] > 0:
-                rest, given[name] = train_test_split(
-                    rest, test_size=fractions[name] / remaining, random_state=self.seed
-                )
+                rest, given[name] = self._split_off(rest, fractions[name] / remaining)
                 remaining -= fractions[name]
         if cfg.train_size is not None:
             size = cfg.train_size
@@ -145,20 +162,42 @@ class GenerationDataModule(L.LightningDataModule):
             log.info("%s: %d prompt/response pairs", name, len(frame))
         return self.frames
 
+    def _split_off(self, rest: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(rest, split) with ``fraction`` of the rows, or of the groups when
+        ``data.group_column`` is set (a conversation never spans two splits)."""
+        if not self.config.group_column:
+            return train_test_split(rest, test_size=fraction, random_state=self.seed)
+        if rest["group"].nunique() < 2:
+            raise SftlabError(
+                f"data.group_column={self.config.group_column}: fewer than 2 groups left to split"
+            )
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=self.seed)
+        keep, part = next(splitter.split(rest, groups=rest["group"]))
+        return rest.iloc[keep], rest.iloc[part]
+
     def _rows(self, frame: pd.DataFrame, where: str) -> pd.DataFrame:
         cfg = self.config
-        require_columns(frame, {"response_column": cfg.response_column}, where)
-        rows = pd.DataFrame(
-            {
-                "prompt": prompt_texts(frame, cfg, where).tolist(),
-                "response": frame[cfg.response_column].astype(str).tolist(),
-                "_row": frame["_row"].tolist(),
-            }
-        )
-        for col in ("prompt", "response"):
-            rows[col] = clean_texts(rows[col].tolist(), cfg.cleaning)
-        empty = (rows["prompt"].str.strip() == "") | (rows["response"].str.strip() == "")
-        empty |= frame[cfg.response_column].isna().to_numpy()
+        if cfg.group_column:
+            require_columns(frame, {"group_column": cfg.group_column}, where)
+        if cfg.messages_column:
+            rows = self._message_rows(frame, where)
+        else:
+            require_columns(frame, {"response_column": cfg.response_column}, where)
+            rows = pd.DataFrame(
+                {
+                    "prompt": prompt_texts(frame, cfg, where).tolist(),
+                    "response": frame[cfg.response_column].astype(str).tolist(),
+                    "_row": frame["_row"].tolist(),
+                }
+            )
+            rows["prompt"] = clean_texts(rows["prompt"].tolist(), cfg.cleaning)
+        rows["response"] = clean_texts(rows["response"].tolist(), cfg.cleaning)
+        if cfg.group_column:
+            rows["group"] = frame[cfg.group_column].astype(str).to_numpy()
+        has_prompt = rows["prompt"].map(lambda p: bool(p.strip() if isinstance(p, str) else p))
+        empty = ~has_prompt | (rows["response"].str.strip() == "")
+        if not cfg.messages_column:
+            empty |= frame[cfg.response_column].isna().to_numpy()
         if empty.any():
             first = rows.loc[empty.idxmax(), "_row"]
             if cfg.on_bad_rows == "error":
@@ -177,17 +216,40 @@ class GenerationDataModule(L.LightningDataModule):
             raise SftlabError(f"{where}: no prompt/response pairs left")
         return rows
 
+    def _message_rows(self, frame: pd.DataFrame, where: str) -> pd.DataFrame:
+        """Prompt messages (contents cleaned) and the final assistant reply of each row."""
+        cfg = self.config
+        require_columns(frame, {"messages_column": cfg.messages_column}, where)
+        prompts, replies = [], []
+        for value, row in zip(frame[cfg.messages_column], frame["_row"], strict=True):
+            prompt, reply = split_reply(
+                parse_messages(value, f"{where}, row {row}"), f"{where}, row {row}"
+            )
+            contents = clean_texts([m["content"] for m in prompt], cfg.cleaning)
+            prompts.append([{**m, "content": c} for m, c in zip(prompt, contents, strict=True)])
+            replies.append(reply)
+        return pd.DataFrame(
+            {"prompt": prompts, "response": replies, "_row": frame["_row"].tolist()}
+        )
+
     def setup(self, stage: str | None = None) -> None:
         self.load_frames()
         if self.datasets:
             return
+        cfg = self.config
         for name, frame in self.frames.items():
-            self.datasets[name] = PairDataset(
-                [
-                    encode_pair(self.tokenizer, p, r, self.config.max_length)
-                    for p, r in zip(frame["prompt"], frame["response"], strict=True)
-                ]
-            )
+            rows = [
+                encode_pair(self.tokenizer, p, r, cfg.max_length)
+                for p, r in zip(frame["prompt"], frame["response"], strict=True)
+            ]
+            if cfg.packing and name == "train":  # evaluation stays one example per row
+                packed = pack(rows, cfg.max_length)
+                log.info(
+                    "packing: %d training examples in %d rows of <= %d tokens (%.0f%% filled)",
+                    len(rows), len(packed), cfg.max_length, 100 * fill(packed, cfg.max_length),
+                )  # fmt: skip
+                rows = packed
+            self.datasets[name] = PairDataset(rows)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:

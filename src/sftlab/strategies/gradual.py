@@ -1,5 +1,7 @@
 """Gradual unfreezing (ULMFiT, Howard & Ruder 2018): start head-only, then unfreeze one more
 transformer block from the top every ``every_n_epochs`` epochs (the embeddings come last).
+``every_n_epochs`` may be a fraction (0.25: a block every quarter epoch), so a short run still
+opens every block.
 
 The optimizer is built once with every parameter that will ever train (``UNFREEZE_LATER``
 marks the model); a frozen parameter has no gradient, so AdamW and SGD skip it entirely
@@ -10,6 +12,7 @@ schedule therefore covers every group from the first step.
 from __future__ import annotations
 
 import logging
+import math
 
 import lightning.pytorch as L
 from torch import nn
@@ -23,10 +26,18 @@ UNFREEZE_LATER = "sftlab_unfreeze_later"
 """Attribute set on the model: the optimizer takes frozen parameters too (they unfreeze later)."""
 
 
-def gradual(model: nn.Module, every_n_epochs: int = 1) -> nn.Module:
+def check_every(every_n_epochs: float) -> float:
+    if not every_n_epochs > 0:
+        raise SftlabError(
+            f"strategy.every_n_epochs must be > 0 (a fraction such as 0.25 is allowed), "
+            f"got {every_n_epochs}"
+        )
+    return float(every_n_epochs)
+
+
+def gradual(model: nn.Module, every_n_epochs: float = 1) -> nn.Module:
     """Head-only at first; ``GradualUnfreezing`` opens the blocks from the top during training."""
-    if every_n_epochs < 1:
-        raise SftlabError(f"strategy.every_n_epochs must be >= 1, got {every_n_epochs}")
+    check_every(every_n_epochs)
     find_layers(model)  # fail now, not at the first unfreeze, on a model without blocks
     unfreeze_top(model, 0)
     setattr(model, UNFREEZE_LATER, True)
@@ -48,26 +59,40 @@ def unfreeze_top(model: nn.Module, n: int) -> int:
 
 
 class GradualUnfreezing(L.Callback):
-    """At the start of epoch e, the top ``e // every_n_epochs`` units train (a pure function of
-    the epoch, so a resumed run unfreezes the same way)."""
+    """At each training batch, the top ``floor(epochs done / every_n_epochs)`` units train, epochs
+    done counting fractions of an epoch (a pure function of the position in training, so a
+    resumed run unfreezes the same way)."""
 
-    def __init__(self, every_n_epochs: int = 1):
-        if every_n_epochs < 1:
-            raise SftlabError(f"strategy.every_n_epochs must be >= 1, got {every_n_epochs}")
-        self.every_n_epochs = every_n_epochs
+    def __init__(self, every_n_epochs: float = 1):
+        self.every_n_epochs = check_every(every_n_epochs)
         self.unfrozen = -1
 
+    def units_open(self, epoch: int, batch_idx: int = 0, batches_per_epoch: float = 1) -> int:
+        done = epoch + batch_idx / max(batches_per_epoch, 1)
+        return math.floor(done / self.every_n_epochs + 1e-9)
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        n = trainer.current_epoch // self.every_n_epochs
-        if n != self.unfrozen:
-            trainable = unfreeze_top(pl_module.model, n)
-            total = sum(p.numel() for p in pl_module.model.parameters())
-            log.info(
-                "gradual: epoch %d, top %d unit(s) unfrozen; trainable params: %s of %s (%.2f%%)",
-                trainer.current_epoch,
-                n,
-                f"{trainable:,}",
-                f"{total:,}",
-                100 * trainable / total,
-            )
-            self.unfrozen = n
+        self.open(trainer, pl_module, self.units_open(trainer.current_epoch))
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
+        batches = trainer.num_training_batches
+        if math.isinf(batches):  # an iterable without a length: whole epochs only
+            return
+        self.open(trainer, pl_module, self.units_open(trainer.current_epoch, batch_idx, batches))
+
+    def open(self, trainer: L.Trainer, pl_module: L.LightningModule, n: int) -> None:
+        if n == self.unfrozen:
+            return
+        trainable = unfreeze_top(pl_module.model, n)
+        total = sum(p.numel() for p in pl_module.model.parameters())
+        log.info(
+            "gradual: epoch %d, top %d unit(s) unfrozen; trainable params: %s of %s (%.2f%%)",
+            trainer.current_epoch,
+            n,
+            f"{trainable:,}",
+            f"{total:,}",
+            100 * trainable / total,
+        )
+        self.unfrozen = n

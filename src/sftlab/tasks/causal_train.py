@@ -99,6 +99,7 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
                 strategies.prepare_for_export(module.model), tokenizer, out / "model",
                 extra={"task": "generation", "prompt_template": data_cfg.prompt_template,
                        "prompt_column": data_cfg.prompt_column,
+                       "messages_column": data_cfg.messages_column,
                        "max_length": data_cfg.max_length, "max_new_tokens": data_cfg.max_new_tokens},
             )  # fmt: skip
         write_json(out / "metrics.json", metrics)

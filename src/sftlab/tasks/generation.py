@@ -39,7 +39,9 @@ class CausalLMModule(L.LightningModule):
         self.test_results: dict[str, Any] = {}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> Any:
-        return self.model(**batch)
+        # No KV cache in training or evaluation: it is unused there, and without one a packed
+        # batch (position_ids, no attention_mask) gets transformers' block-diagonal mask.
+        return self.model(**batch, use_cache=False)
 
     def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         out = self(batch)
