@@ -87,16 +87,23 @@ def test_generation_keys_are_refused_for_other_tasks():
         DataConfig(source="files", path="x.csv", packing=True)
 
 
+def encoded_pairs(tokenizer, n: int | None = None) -> list[dict[str, list[int]]]:
+    frame = pd.read_csv(PAIRS).head(n)
+    return [
+        encode_pair(tokenizer, s, t, 64)
+        for s, t in zip(frame["source"], frame["target"], strict=True)
+    ]
+
+
 def test_packing_keeps_every_example_whole_within_max_length(tokenizer):
-    frame = pd.read_csv(PAIRS)
-    rows = [encode_pair(tokenizer, s, t, 64) for s, t in zip(frame["source"], frame["target"])]
+    rows = encoded_pairs(tokenizer)
     packed = pack(rows, max_length=64)
     assert len(packed) < len(rows) / 2  # short pairs: several per row
     assert all(len(r["input_ids"]) <= 64 for r in packed)
     found = []
     for r in packed:
         starts = [i for i, p in enumerate(r["position_ids"]) if p == 0] + [len(r["input_ids"])]
-        found += [tuple(r["input_ids"][a:b]) for a, b in zip(starts, starts[1:])]
+        found += [tuple(r["input_ids"][a:b]) for a, b in zip(starts, starts[1:], strict=False)]
     assert sorted(found) == sorted(tuple(r["input_ids"]) for r in rows)
 
 
@@ -104,8 +111,7 @@ def test_packed_loss_equals_the_padded_loss(tokenizer):
     """The block-diagonal mask from position ids: no token sees another example."""
     torch.manual_seed(0)
     model = load_causal_lm(OmegaConf.to_container(compose_cfg(GEN).model), tokenizer).eval()
-    frame = pd.read_csv(PAIRS).head(12)
-    rows = [encode_pair(tokenizer, s, t, 64) for s, t in zip(frame["source"], frame["target"])]
+    rows = encoded_pairs(tokenizer, 12)
     batch_fn = collate(tokenizer.pad_token_id)
     packed_batch = batch_fn(pack(rows, max_length=64))
     assert "attention_mask" not in packed_batch and len(packed_batch["input_ids"]) < len(rows)

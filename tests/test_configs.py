@@ -109,3 +109,18 @@ def test_model_config(name):
     else:
         with pytest.raises(SftlabError, match="model.name_or_path=/path/to"):
             load_tokenizer(cfg.model)
+
+
+@pytest.mark.parametrize("name", options("experiment"))
+def test_experiment_composes(name):
+    cfg = compose_cfg([f"experiment={name}"])
+    assert cfg.optimizer.lr == cfg.strategy.lr
+
+
+def test_strategy_table_sweeps_every_strategy_at_its_defaults():
+    import yaml
+
+    spec = yaml.safe_load((CONF / "experiment" / "strategy_table.yaml").read_text())
+    swept = spec["hydra"]["sweeper"]["params"]["strategy"].split(",")
+    assert sorted(swept) == options("strategy")
+    assert set(spec) == {"model", "hydra"}  # nothing else overridden: each strategy's own lr
