@@ -85,6 +85,32 @@ def test_group_column_keeps_each_conversation_in_one_split(tokenizer):
 def test_generation_keys_are_refused_for_other_tasks():
     with pytest.raises(SftlabError, match="data.packing applies to data.task=generation only"):
         DataConfig(source="files", path="x.csv", packing=True)
+    with pytest.raises(SftlabError, match="set data.prompt_template=null"):
+        chat_cfg(prompt_template="Q: {text}")
+
+
+def test_empty_message_cells_follow_on_bad_rows(tmp_path, tokenizer):
+    path = tmp_path / "chat.jsonl"
+    rows = [json.loads(line) for line in CHAT.read_text().splitlines()][:8]
+    rows[3]["messages"] = []
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = DataConfig(source="files", path=str(path), task="generation", messages_column="messages",
+                     split=[0.5, 0.25, 0.25])  # fmt: skip
+    frames = GenerationDataModule(cfg, tokenizer).load_frames()
+    assert sum(len(f) for f in frames.values()) == 7  # the empty row dropped, with a warning
+    cfg.on_bad_rows = "error"
+    with pytest.raises(SftlabError, match="row 4 has an empty prompt or response"):
+        GenerationDataModule(cfg, tokenizer).load_frames()
+
+
+def test_too_few_conversations_for_the_split_is_one_clear_error(tmp_path, tokenizer):
+    path = tmp_path / "chat.jsonl"
+    rows = [json.loads(line) for line in CHAT.read_text().splitlines()][:4]  # 2 conversations
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = DataConfig(source="files", path=str(path), task="generation", messages_column="messages",
+                     group_column="conversation", split=[0.4, 0.3, 0.3])  # fmt: skip
+    with pytest.raises(SftlabError, match="data.group_column=conversation: .*data.validation_path"):
+        GenerationDataModule(cfg, tokenizer).load_frames()
 
 
 def encoded_pairs(tokenizer, n: int | None = None) -> list[dict[str, list[int]]]:
@@ -118,9 +144,32 @@ def test_packed_loss_equals_the_padded_loss(tokenizer):
     with torch.no_grad():
         padded = model(**batch_fn(rows), use_cache=False).loss
         packed = model(**packed_batch, use_cache=False).loss  # as CausalLMModule calls it
-        shuffled = model(**batch_fn(pack(rows[::-1], max_length=40)), use_cache=False).loss
+        repacked = pack(rows[::-1], max_length=48)
+        assert all(len(r["input_ids"]) <= 48 for r in repacked)
+        shuffled = model(**batch_fn(repacked), use_cache=False).loss
     assert packed.item() == pytest.approx(padded.item(), abs=1e-5)
     assert shuffled.item() == pytest.approx(padded.item(), abs=1e-5)
+
+
+def test_a_model_that_ignores_packed_positions_is_refused(tokenizer):
+    from sftlab.data.packing import check_packing
+
+    model = load_causal_lm(OmegaConf.to_container(compose_cfg(GEN).model), tokenizer)
+    packed = pack(encoded_pairs(tokenizer, 12), max_length=64)
+    check_packing(model, packed)  # Llama builds the block-diagonal mask: accepted
+
+    class Leaky(torch.nn.Module):  # attends across examples: drops the position ids
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.config = inner, inner.config
+
+        def forward(self, input_ids, position_ids=None, **kw):
+            return self.inner(input_ids=input_ids, **kw)
+
+    with pytest.raises(
+        SftlabError, match="lets packed examples attend to each other.*packing=false"
+    ):
+        check_packing(Leaky(model), packed)
 
 
 def test_chat_run_with_packing_trains_and_predict_reads_messages(tmp_path):

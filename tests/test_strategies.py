@@ -156,6 +156,19 @@ def test_gradual_with_a_fractional_period_opens_blocks_within_an_epoch(tokenizer
     # A unit every 2 of the 8 batches: head, top block, both blocks, then the embeddings too.
     assert opened[:2] == [head, head] and opened[2:4] == [top, top]
     assert opened[-1] == numel(model, lambda n: True)
+    trainer.current_epoch = 5  # long after every unit is open: capped, nothing re-opened
+    callback.on_train_batch_start(trainer, module, None, 0)
+    assert callback.unfrozen == 3  # 2 blocks + embeddings
+
+    # With gradient accumulation a block opens at an optimizer step, not inside one.
+    model = strategies.gradual(tiny_model(tokenizer), every_n_epochs=0.25)
+    callback = GradualUnfreezing(every_n_epochs=0.25)
+    trainer = SimpleNamespace(current_epoch=0, num_training_batches=8, accumulate_grad_batches=3)
+    module = SimpleNamespace(model=model)
+    callback.on_train_batch_start(trainer, module, None, 2)  # 2/8 = 0.25, but mid-step
+    assert callback.unfrozen == 0
+    callback.on_train_batch_start(trainer, module, None, 3)  # the next optimizer step
+    assert callback.unfrozen == 1
     with pytest.raises(SftlabError, match="every_n_epochs must be > 0"):
         strategies.gradual(tiny_model(tokenizer), every_n_epochs=0)
 

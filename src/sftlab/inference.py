@@ -143,6 +143,7 @@ def _load_generator(
         raise SftlabError(f"cannot load the model in {model_dir}: {first}") from None
     model.to(_device(device)).eval()
     template = data.get("prompt_template", meta.get("prompt_template"))
+    cleaning = data.get("cleaning", meta.get("cleaning")) or []
     return Predictor(
         model=model,
         tokenizer=tokenizer,
@@ -150,6 +151,7 @@ def _load_generator(
         task="generation",
         text_column=str(data.get("prompt_column") or meta.get("prompt_column") or "prompt"),
         max_length=int(data.get("max_length") or meta.get("max_length") or 512),
+        cleaning=[str(s) for s in cleaning],
         source=Path(run),
         meta={**meta, "prompt_template": template},
     )
@@ -257,18 +259,27 @@ def multilabel_frame(
 def generation_frame(
     predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
 ) -> pd.DataFrame:
-    """``generated``: the greedy reply to each prompt, built with the chat template as in training."""
+    """``generated``: the greedy reply to each prompt (a string, or chat messages), cleaned and
+    built with the chat template as in training."""
+    from sftlab.data.chat import clean_messages
+    from sftlab.data.generation import prompt_budget
     from sftlab.tasks.generation import generate
 
+    def clean(texts: list[str]) -> list[str]:
+        return clean_texts(texts, predictor.cleaning)
+
+    texts = [clean([t])[0] if isinstance(t, str) else clean_messages(t, clean) for t in texts]
     max_new = int(predictor.meta.get("max_new_tokens", 48))
+    budget = prompt_budget(predictor.max_length, max_new)
     step = max(1, min(batch_size, 8))  # generation holds a KV cache per row: keep batches small
     replies: list[str] = []
     for start in tqdm(
         range(0, len(texts), step), desc="generate", unit="batch", disable=not progress
     ):
         replies += generate(
-            predictor.model, predictor.tokenizer, texts[start : start + step], max_new, step
-        )
+            predictor.model, predictor.tokenizer, texts[start : start + step], max_new, step,
+            max_prompt_tokens=budget,
+        )  # fmt: skip
     return pd.DataFrame({"generated": replies})
 
 

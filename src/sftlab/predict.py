@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from sftlab.data.chat import generation_prompt, parse_messages
+from sftlab.data.chat import generation_prompt, is_missing, parse_messages
 from sftlab.errors import SftlabError
 from sftlab.inference import check_task, load_predictor, predict_frame, require
 from sftlab.tables import read_table, write_table
@@ -39,8 +39,17 @@ def predict(cfg: Any) -> Path:
                 f"{inp} has no messages column '{messages}' that the run was trained on "
                 f"(columns: {', '.join(map(str, df.columns))}): add it or set text_column=<prompts>"
             )
+        first = 2 if inp.suffix.lower() in {".csv", ".tsv"} else 1  # row numbers as in training
+        empty = [i for i, value in enumerate(df[messages]) if is_missing(value)]
+        if empty:
+            log.warning(
+                "%s: %d rows have no messages (first: row %d); replying to an empty user turn",
+                inp, len(empty), empty[0] + first,
+            )  # fmt: skip
         texts = [
-            generation_prompt(parse_messages(value, f"{inp}, row {i + 1}"))
+            [{"role": "user", "content": ""}]
+            if is_missing(value)
+            else generation_prompt(parse_messages(value, f"{inp}, row {i + first}"))
             for i, value in enumerate(df[messages])
         ]
         return _finish(cfg, df, texts, predictor, inp, out)

@@ -18,6 +18,15 @@ ROLES = ("system", "user", "assistant")
 Messages = list[dict[str, str]]
 
 
+def is_missing(value: Any) -> bool:
+    """An empty cell: None, NaN, a blank string or an empty list."""
+    if value is None or (isinstance(value, float) and value != value):
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return hasattr(value, "__len__") and len(value) == 0
+
+
 def parse_messages(value: Any, where: str) -> Messages:
     """The messages of one cell as plain ``{"role", "content"}`` dicts, checked."""
     if isinstance(value, str):
@@ -67,6 +76,12 @@ def split_reply(messages: Messages, where: str) -> tuple[Messages, str]:
 def generation_prompt(messages: Messages) -> Messages:
     """The messages to reply to: a trailing assistant message (a reference reply) is left out."""
     return messages[:-1] if len(messages) > 1 and messages[-1]["role"] == "assistant" else messages
+
+
+def clean_messages(messages: Messages, clean) -> Messages:
+    """``messages`` with ``clean`` (a function on a list of texts) applied to every content."""
+    contents = clean([m["content"] for m in messages])
+    return [{**m, "content": c} for m, c in zip(messages, contents, strict=True)]
 
 
 def plain_text(messages: Messages) -> str:

@@ -147,6 +147,11 @@ def check_task(cfg: DataConfig) -> None:
         raise SftlabError(
             f"data.sampler=balanced needs single-label classes: set data.sampler=null for data.task={cfg.task}"
         )
+    if cfg.messages_column and cfg.prompt_template:
+        raise SftlabError(
+            "data.messages_column and data.prompt_template are both set: chat messages are their "
+            "own prompt, so set data.prompt_template=null (or drop data.messages_column)"
+        )
     if cfg.task != "generation":
         for key in ("messages_column", "group_column", "packing"):
             if getattr(cfg, key):

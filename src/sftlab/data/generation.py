@@ -19,7 +19,14 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
-from sftlab.data.chat import Messages, parse_messages, plain_text, split_reply
+from sftlab.data.chat import (
+    Messages,
+    clean_messages,
+    is_missing,
+    parse_messages,
+    plain_text,
+    split_reply,
+)
 from sftlab.data.cleaning import clean_texts
 from sftlab.data.config import DataConfig
 from sftlab.data.packing import fill, pack
@@ -62,6 +69,12 @@ def response_ids(tokenizer: PreTrainedTokenizerBase, response: str) -> list[int]
     ids = tokenizer(response, add_special_tokens=False)["input_ids"]
     end = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
     return ids + ([end] if end is not None else [])
+
+
+def prompt_budget(max_length: int, max_new_tokens: int) -> int:
+    """The most prompt tokens fed to generation: room for the reply within ``max_length``, as in
+    training (where a reply keeps at least half the budget)."""
+    return max(max_length - max_new_tokens, max_length // 2)
 
 
 def encode_pair(
@@ -158,9 +171,24 @@ class GenerationDataModule(L.LightningDataModule):
             for n in ("train", "validation", "test")
             if n in given
         }
+        if cfg.group_column:
+            self._warn_shared_groups()
         for name, frame in self.frames.items():
             log.info("%s: %d prompt/response pairs", name, len(frame))
         return self.frames
+
+    def _warn_shared_groups(self) -> None:
+        """A split given as a file may share groups with train: say so (the split is the user's)."""
+        train = set(self.frames["train"]["group"])
+        for name in ("validation", "test"):
+            if name not in self.frames:
+                continue
+            shared = sorted(train & set(self.frames[name]["group"]))
+            if shared:
+                log.warning(
+                    "%s shares %d %s value(s) with train (first: %s): those rows leak across splits",
+                    name, len(shared), self.config.group_column, shared[0],
+                )  # fmt: skip
 
     def _split_off(self, rest: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(rest, split) with ``fraction`` of the rows, or of the groups when
@@ -169,10 +197,19 @@ class GenerationDataModule(L.LightningDataModule):
             return train_test_split(rest, test_size=fraction, random_state=self.seed)
         if rest["group"].nunique() < 2:
             raise SftlabError(
-                f"data.group_column={self.config.group_column}: fewer than 2 groups left to split"
+                f"data.group_column={self.config.group_column}: fewer than 2 groups left to split: "
+                f"give more groups, or data.validation_path and data.test_path"
             )
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=self.seed)
-        keep, part = next(splitter.split(rest, groups=rest["group"]))
+        try:
+            keep, part = next(splitter.split(rest, groups=rest["group"]))
+        except ValueError as e:
+            raise SftlabError(
+                f"data.group_column={self.config.group_column}: cannot split "
+                f"{rest['group'].nunique()} groups with fraction {fraction:.3g} "
+                f"({str(e).splitlines()[0]}): lower the validation/test fractions in data.split "
+                f"or give data.validation_path and data.test_path"
+            ) from None
         return rest.iloc[keep], rest.iloc[part]
 
     def _rows(self, frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -222,11 +259,13 @@ class GenerationDataModule(L.LightningDataModule):
         require_columns(frame, {"messages_column": cfg.messages_column}, where)
         prompts, replies = [], []
         for value, row in zip(frame[cfg.messages_column], frame["_row"], strict=True):
-            prompt, reply = split_reply(
-                parse_messages(value, f"{where}, row {row}"), f"{where}, row {row}"
-            )
-            contents = clean_texts([m["content"] for m in prompt], cfg.cleaning)
-            prompts.append([{**m, "content": c} for m, c in zip(prompt, contents, strict=True)])
+            if is_missing(value):  # an empty row: dropped or refused below (data.on_bad_rows)
+                prompts.append([])
+                replies.append("")
+                continue
+            at = f"{where}, row {row}"
+            prompt, reply = split_reply(parse_messages(value, at), at)
+            prompts.append(clean_messages(prompt, lambda t: clean_texts(t, cfg.cleaning)))
             replies.append(reply)
         return pd.DataFrame(
             {"prompt": prompts, "response": replies, "_row": frame["_row"].tolist()}

@@ -71,18 +71,9 @@ class GradualUnfreezing(L.Callback):
         done = epoch + batch_idx / max(batches_per_epoch, 1)
         return math.floor(done / self.every_n_epochs + 1e-9)
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.open(trainer, pl_module, self.units_open(trainer.current_epoch))
-
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
-    ) -> None:
-        batches = trainer.num_training_batches
-        if math.isinf(batches):  # an iterable without a length: whole epochs only
-            return
-        self.open(trainer, pl_module, self.units_open(trainer.current_epoch, batch_idx, batches))
-
     def open(self, trainer: L.Trainer, pl_module: L.LightningModule, n: int) -> None:
+        """Open the top ``n`` units (capped at all of them: blocks + embeddings)."""
+        n = min(n, find_layers(pl_module.model)[1] + 1)
         if n == self.unfrozen:
             return
         trainable = unfreeze_top(pl_module.model, n)
@@ -96,3 +87,16 @@ class GradualUnfreezing(L.Callback):
             100 * trainable / total,
         )
         self.unfrozen = n
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.open(trainer, pl_module, self.units_open(trainer.current_epoch))
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
+        batches = trainer.num_training_batches
+        if math.isinf(batches):  # an iterable without a length: whole epochs only
+            return
+        accumulate = max(1, int(getattr(trainer, "accumulate_grad_batches", 1) or 1))
+        batch_idx -= batch_idx % accumulate  # a block opens at an optimizer step, not inside one
+        self.open(trainer, pl_module, self.units_open(trainer.current_epoch, batch_idx, batches))

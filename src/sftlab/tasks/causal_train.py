@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from sftlab import strategies
 from sftlab.data.config import DataConfig
-from sftlab.data.generation import GenerationDataModule
+from sftlab.data.generation import GenerationDataModule, prompt_budget
+from sftlab.data.packing import check_packing
 from sftlab.export import export_model, write_json
 from sftlab.loggers import make_logger
 from sftlab.models.backbone import load_tokenizer
@@ -43,6 +44,8 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     model = load_causal_lm(model_cfg, tokenizer)
     model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
+    if data_cfg.packing:  # before any training: the model must keep packed examples apart
+        check_packing(model, datamodule.datasets["train"].rows)
     trainable, total = strategies.count_parameters(model)
     optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
     module = CausalLMModule(
@@ -90,6 +93,7 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
                     sample,
                     data_cfg.max_new_tokens,
                     out / "generations.jsonl",
+                    prompt_budget(data_cfg.max_length, data_cfg.max_new_tokens),
                 )
             )
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -100,6 +104,7 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
                 extra={"task": "generation", "prompt_template": data_cfg.prompt_template,
                        "prompt_column": data_cfg.prompt_column,
                        "messages_column": data_cfg.messages_column,
+                       "cleaning": data_cfg.cleaning,
                        "max_length": data_cfg.max_length, "max_new_tokens": data_cfg.max_new_tokens},
             )  # fmt: skip
         write_json(out / "metrics.json", metrics)

@@ -86,15 +86,24 @@ class CausalLMModule(L.LightningModule):
 
 @torch.inference_mode()
 def generate(
-    model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 8
+    model,
+    tokenizer,
+    prompts: list,
+    max_new_tokens: int,
+    batch_size: int = 8,
+    max_prompt_tokens: int | None = None,
 ) -> list[str]:
-    """Greedy replies to ``prompts``, the prompt ids built exactly as in training (left-padded)."""
+    """Greedy replies to ``prompts`` (strings or chat messages), the prompt ids built exactly as
+    in training (left-padded); a prompt longer than ``max_prompt_tokens`` loses its start, as
+    in training."""
     model.eval()
     device = next(model.parameters()).device
     end = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
     replies = []
     for start in range(0, len(prompts), batch_size):
         ids = [prompt_ids(tokenizer, p) for p in prompts[start : start + batch_size]]
+        if max_prompt_tokens:
+            ids = [x[-max_prompt_tokens:] for x in ids]
         width = max(map(len, ids))
         input_ids = torch.tensor(
             [[tokenizer.pad_token_id] * (width - len(x)) + x for x in ids], device=device
@@ -109,12 +118,19 @@ def generate(
 
 
 def score_generations(
-    model, tokenizer, frame: pd.DataFrame, max_new_tokens: int, target: Path
+    model,
+    tokenizer,
+    frame: pd.DataFrame,
+    max_new_tokens: int,
+    target: Path,
+    max_prompt_tokens: int | None = None,
 ) -> dict[str, float]:
     """Generate for the rows of ``frame``, write them to ``target`` (JSONL: prompt, reference,
     generated), return ``test/chrf`` and ``test/bleu`` (sacrebleu corpus scores, 0-100)."""
     prompts, refs = frame["prompt"].tolist(), frame["response"].tolist()
-    outputs = generate(model, tokenizer, prompts, max_new_tokens)
+    outputs = generate(
+        model, tokenizer, prompts, max_new_tokens, max_prompt_tokens=max_prompt_tokens
+    )
     with target.open("w") as f:
         for p, r, g in zip(prompts, refs, outputs, strict=True):
             f.write(json.dumps({"prompt": p, "reference": r, "generated": g}) + "\n")
