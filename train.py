@@ -16,6 +16,8 @@ def main(cfg: DictConfig) -> float | None:
     # In a multirun a failed job is logged and scored NaN; the sweep goes on.
     run = run_in_sweep if hydra_cfg.mode == RunMode.MULTIRUN else run_or_exit
     metrics = run(train, cfg, hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None  # a sweeper's objective: nothing reads it in a single run
     return objective(metrics, cfg.get("optimized_metric", "val/f1_macro"))
 
 

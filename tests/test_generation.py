@@ -183,3 +183,22 @@ def test_predict_py_generates_from_the_runs_prompt_template(generation_run, tmp_
     pd.DataFrame({"text": ["hello"]}).to_csv(bad, index=False)
     with pytest.raises(SftlabError, match="no column 'source'"):
         predict(OmegaConf.create({"run": str(out), "input": str(bad), "progress": False}))
+
+
+def test_classification_head_strategies_are_refused_for_generation(tmp_path):
+    cfg = compose_cfg([*GEN, "strategy=gradual"], output_dir=tmp_path / "run")
+    with pytest.raises(SftlabError, match="strategy=gradual is for classification heads: use"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_lora_generation_trains_adapters_and_exports_a_plain_causal_lm(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "run"
+    overrides = [*GEN, "strategy=lora", "trainer.max_epochs=1", "data.max_new_tokens=4"]
+    metrics = train(compose_cfg(overrides, output_dir=out))
+    assert 0 < metrics["trainable_params"] < metrics["total_params"] / 10
+    assert metrics["val/perplexity"] < metrics["before/val/perplexity"]  # the adapters learnt
+    model = AutoModelForCausalLM.from_pretrained(out / "model")  # merged: no peft needed
+    assert not any("lora" in n for n, _ in model.named_parameters())

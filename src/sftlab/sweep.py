@@ -47,7 +47,11 @@ def objective(metrics: dict[str, float] | None, key: str) -> float:
     for name in (key, f"best_{key}"):  # val/f1_macro = the best epoch's value (best_val/f1_macro)
         if name in metrics:
             return float(metrics[name])
-    log.error("optimized_metric '%s' is not among the metrics: %s", key, ", ".join(sorted(metrics)))
+    log.error(
+        "optimized_metric '%s' is not among the metrics: set optimized_metric=<one of %s>",
+        key,
+        ", ".join(sorted(metrics)),
+    )
     return math.nan
 
 

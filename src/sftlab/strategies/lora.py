@@ -62,12 +62,14 @@ def lora(
         )
     if r < 1:
         raise SftlabError(f"strategy.r must be >= 1, got {r}")
+    causal = type(model).__name__.endswith("ForCausalLM")  # generative SFT: no head to save
     config = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=TaskType.CAUSAL_LM if causal else TaskType.SEQ_CLS,
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
         target_modules=targets,
+        fan_in_fan_out=kind == "gpt2",  # GPT-2's Conv1D stores its weights transposed
         modules_to_save=head_modules(model),
     )
     try:

@@ -17,6 +17,7 @@ from sftlab import strategies
 from sftlab.data.config import DataConfig
 from sftlab.data.generation import GenerationDataModule, prompt_budget
 from sftlab.data.packing import check_packing
+from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json
 from sftlab.loggers import make_logger
 from sftlab.models.backbone import load_tokenizer
@@ -27,6 +28,19 @@ from sftlab.tasks.generation import CausalLMModule, score_generations
 log = logging.getLogger(__name__)
 
 
+GENERATION_STRATEGIES = ("full", "lora")
+
+
+def check_strategy(name: str) -> None:
+    """The strategies that suit a causal LM (the others train or look for a classification
+    head, and a causal LM's output layer is tied to its embeddings)."""
+    if name not in GENERATION_STRATEGIES:
+        raise SftlabError(
+            f"strategy={name} is for classification heads: use strategy=full or strategy=lora "
+            f"for data.task=generation"
+        )
+
+
 def train_generation(cfg: DictConfig) -> dict[str, float]:
     """Fine-tune on prompt -> response pairs, report val/test loss and perplexity, generate
     for held-out prompts (chrF, BLEU; ``generations.jsonl``), export ``model/``."""
@@ -34,6 +48,7 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     data_cfg = DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True))
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     check_decoder(model_cfg, data_cfg.task)  # before any download, conversion or tokenizing
+    check_strategy(str(cfg.strategy.apply._target_).rsplit(".", 1)[-1])
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
