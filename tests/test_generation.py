@@ -202,3 +202,19 @@ def test_lora_generation_trains_adapters_and_exports_a_plain_causal_lm(tmp_path)
     assert metrics["val/perplexity"] < metrics["before/val/perplexity"]  # the adapters learnt
     model = AutoModelForCausalLM.from_pretrained(out / "model")  # merged: no peft needed
     assert not any("lora" in n for n, _ in model.named_parameters())
+
+
+def test_serve_answers_a_generation_model_as_the_run_generated(generation_run):
+    from fastapi.testclient import TestClient
+
+    from sftlab.inference import load_predictor
+    from sftlab.serve import create_app
+
+    cfg, out, metrics = generation_run
+    rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    client = TestClient(create_app(load_predictor(out, device="cpu")))
+    resp = client.post("/predict", json={"texts": [r["prompt"] for r in rows[:4]]})
+    assert resp.status_code == 200
+    assert [p["generated"] for p in resp.json()["predictions"]] == [
+        r["generated"] for r in rows[:4]
+    ]

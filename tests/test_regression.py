@@ -145,10 +145,20 @@ def test_experiment_vader_regression_composes():
     assert cfg.monitor == "val/pearson"
 
 
-def test_serve_refuses_a_regression_model(regression_run):
+def test_serve_answers_a_regression_model_with_its_values(regression_run):
+    from fastapi.testclient import TestClient
+
     from sftlab.inference import load_predictor
     from sftlab.serve import create_app
 
     cfg, out, metrics = regression_run
-    with pytest.raises(SftlabError, match="regression model; serve.py answers single-label"):
-        create_app(load_predictor(out, device="cpu"))
+    test = pd.read_csv(out / "data" / "test.csv")
+    texts = test["text"].head(5).tolist()
+    client = TestClient(create_app(load_predictor(out, device="cpu"), batch_size=2))
+    resp = client.post("/predict", json={"texts": texts})
+    assert resp.status_code == 200
+    served = [p["pred_value"] for p in resp.json()["predictions"]]
+    reg = pipeline("text-classification", model=str(out / "model"), function_to_apply="none")
+    expected = [r["score"] for r in reg(texts, truncation=True, max_length=128)]
+    assert served == pytest.approx(expected, abs=1e-4)
+    assert client.get("/health").json()["task"] == "regression"

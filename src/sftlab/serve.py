@@ -19,7 +19,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sftlab.errors import SftlabError
-from sftlab.inference import Predictor, check_task, class_probabilities, load_predictor, require
+from sftlab.inference import (
+    Predictor,
+    check_task,
+    class_probabilities,
+    load_predictor,
+    predict_frame,
+    require,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +66,12 @@ def parse_texts(body: bytes, max_texts: int) -> list[str]:
 
 
 def create_app(predictor: Predictor, batch_size: int = 64, max_texts: int = 256) -> FastAPI:
-    """The app for one loaded model; requests' texts run in batches of ``batch_size``."""
+    """The app for one loaded model; requests' texts run in batches of ``batch_size``.
+    Classification answers ``label`` and ``probabilities``; the other tasks answer predict.py's
+    columns: ``pred_value`` (regression), ``pred_labels`` and ``prob_<label>`` (multi-label),
+    ``generated`` (generation)."""
     check_task(predictor)
-    if predictor.task != "classification":
-        raise SftlabError(
-            f"{predictor.source} is a {predictor.task} model; serve.py answers single-label "
-            f"classification only: use predict.py for it"
-        )
-    app = FastAPI(title="sftlab", description=f"text classification with {predictor.source}")
+    app = FastAPI(title="sftlab", description=f"{predictor.task} with {predictor.source}")
     lock = threading.Lock()  # one forward pass at a time: CPU threads are shared anyway
 
     def classify(texts: list[str]) -> list[dict[str, Any]]:
@@ -81,6 +86,13 @@ def create_app(predictor: Predictor, batch_size: int = 64, max_texts: int = 256)
             }
             for row in probs
         ]
+
+    def answer(texts: list[str]) -> list[dict[str, Any]]:
+        if predictor.task == "classification":
+            return classify(texts)
+        with lock:
+            frame = predict_frame(predictor, texts, batch_size)
+        return json.loads(frame.to_json(orient="records"))  # plain JSON types
 
     @app.exception_handler(BadRequest)
     async def _bad_request(request: Request, exc: BadRequest) -> JSONResponse:
@@ -111,7 +123,7 @@ def create_app(predictor: Predictor, batch_size: int = 64, max_texts: int = 256)
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:
         texts = parse_texts(await request.body(), max_texts)
-        return {"predictions": await run_in_threadpool(classify, texts)}
+        return {"predictions": await run_in_threadpool(answer, texts)}
 
     return app
 
