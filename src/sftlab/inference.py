@@ -226,7 +226,12 @@ def classification_frame(
     """``pred_label`` and one ``prob_<label>`` column per class."""
     probs = class_probabilities(predictor, texts, batch_size, progress)
     out = pd.DataFrame({"pred_label": [predictor.labels[i] for i in probs.argmax(axis=1)]})
-    for j, name in enumerate(predictor.labels):
+    return with_probabilities(out, predictor.labels, probs)
+
+
+def with_probabilities(out: pd.DataFrame, labels: list[str], probs: np.ndarray) -> pd.DataFrame:
+    """``out`` with one ``prob_<label>`` column per label."""
+    for j, name in enumerate(labels):
         out[f"prob_{name}"] = probs[:, j]
     return out
 
@@ -251,9 +256,7 @@ def multilabel_frame(
     out = pd.DataFrame(
         {"pred_labels": [sep.join(np.asarray(predictor.labels)[row].tolist()) for row in chosen]}
     )
-    for j, name in enumerate(predictor.labels):
-        out[f"prob_{name}"] = probs[:, j]
-    return out
+    return with_probabilities(out, predictor.labels, probs)
 
 
 def generation_frame(
@@ -268,7 +271,10 @@ def generation_frame(
     def clean(texts: list[str]) -> list[str]:
         return clean_texts(texts, predictor.cleaning)
 
-    texts = [clean([t])[0] if isinstance(t, str) else clean_messages(t, clean) for t in texts]
+    if all(isinstance(t, str) for t in texts):
+        texts = clean(texts)
+    else:  # chat messages (predict.py's messages column)
+        texts = [clean_messages(t, clean) for t in texts]
     max_new = int(predictor.meta.get("max_new_tokens", 48))
     budget = prompt_budget(predictor.max_length, max_new)
     step = max(1, min(batch_size, 8))  # generation holds a KV cache per row: keep batches small

@@ -82,3 +82,17 @@ def configure_optimizers(
         return {"optimizer": optimizer}
     scheduler = scheduler_fn(optimizer, num_training_steps=num_training_steps)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class OptimizerFromConfig:
+    """``configure_optimizers`` for a LightningModule that holds ``model``, ``optimizer_fn``,
+    ``scheduler_fn`` and ``layer_decay`` (the classifier and causal-LM systems)."""
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return configure_optimizers(
+            self.model,
+            self.optimizer_fn,
+            self.scheduler_fn,
+            int(self.trainer.estimated_stepping_batches),
+            self.layer_decay,
+        )

@@ -11,10 +11,10 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 from sftlab.metrics import classification_metrics, confusion_matrix
-from sftlab.optim import configure_optimizers
+from sftlab.optim import OptimizerFromConfig
 
 
-class SequenceClassifier(L.LightningModule):
+class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
     """Cross-entropy fine-tuning with one MetricCollection per stage.
 
     Args:
@@ -118,12 +118,3 @@ class SequenceClassifier(L.LightningModule):
             self.log(key, value, prog_bar=key in prog_bar, sync_dist=False)
         collection.reset()
         return values
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return configure_optimizers(
-            self.model,
-            self.optimizer_fn,
-            self.scheduler_fn,
-            int(self.trainer.estimated_stepping_batches),
-            self.layer_decay,
-        )

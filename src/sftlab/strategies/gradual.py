@@ -66,6 +66,7 @@ class GradualUnfreezing(L.Callback):
     def __init__(self, every_n_epochs: float = 1):
         self.every_n_epochs = check_every(every_n_epochs)
         self.unfrozen = -1
+        self.units: int | None = None  # blocks + embeddings, found once at the first call
 
     def units_open(self, epoch: int, batch_idx: int = 0, batches_per_epoch: float = 1) -> int:
         done = epoch + batch_idx / max(batches_per_epoch, 1)
@@ -73,7 +74,9 @@ class GradualUnfreezing(L.Callback):
 
     def open(self, trainer: L.Trainer, pl_module: L.LightningModule, n: int) -> None:
         """Open the top ``n`` units (capped at all of them: blocks + embeddings)."""
-        n = min(n, find_layers(pl_module.model)[1] + 1)
+        if self.units is None:
+            self.units = find_layers(pl_module.model)[1] + 1
+        n = min(n, self.units)
         if n == self.unfrozen:
             return
         trainable = unfreeze_top(pl_module.model, n)

@@ -16,10 +16,10 @@ from torch import nn
 from torchmetrics.text import Perplexity
 
 from sftlab.data.generation import IGNORE, prompt_ids
-from sftlab.optim import configure_optimizers
+from sftlab.optim import OptimizerFromConfig
 
 
-class CausalLMModule(L.LightningModule):
+class CausalLMModule(OptimizerFromConfig, L.LightningModule):
     """A system around a ``*ForCausalLM`` model; ``labels`` carry -100 on the prompt tokens."""
 
     def __init__(
@@ -73,15 +73,6 @@ class CausalLMModule(L.LightningModule):
         self.test_results = {
             k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")
         }
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return configure_optimizers(
-            self.model,
-            self.optimizer_fn,
-            self.scheduler_fn,
-            int(self.trainer.estimated_stepping_batches),
-            self.layer_decay,
-        )
 
 
 @torch.inference_mode()
