@@ -98,21 +98,13 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
     data = (run_cfg or {}).get("data") or {}
     if task == "generation":
         return _load_generator(run, model_dir, meta, data, device)
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SftlabError(f"cannot load the model in {model_dir}: {first}") from None
+    model, tokenizer = _load(AutoModelForSequenceClassification, model_dir)
     id2label = model.config.id2label
     labels = [str(id2label[i]) for i in sorted(id2label)]
     _check_labels(
         labels, data.get("labels"), f"data.labels in {Path(run) / 'config.yaml'}", model_dir
     )
     _check_labels(labels, meta.get("labels"), f"'labels' in {model_dir / META_FILE}", model_dir)
-    cleaning = data.get("cleaning", meta.get("cleaning")) or []
-    if not isinstance(cleaning, (list, tuple)):
-        raise SftlabError(f"data.cleaning must be a list of step names, got {cleaning!r}")
     model.to(_device(device)).eval()
     return Predictor(
         model=model,
@@ -123,7 +115,7 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
         max_length=int(
             data.get("max_length") or meta.get("max_length") or tokenizer.model_max_length
         ),
-        cleaning=[str(s) for s in cleaning],
+        cleaning=_cleaning(data, meta),
         source=Path(run),
         meta=meta,
     )
@@ -135,15 +127,9 @@ def _load_generator(
     """A causal LM run: prompts in (a column, or ``prompt_template`` filled from each row)."""
     from transformers import AutoModelForCausalLM
 
-    try:
-        model = AutoModelForCausalLM.from_pretrained(model_dir)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SftlabError(f"cannot load the model in {model_dir}: {first}") from None
+    model, tokenizer = _load(AutoModelForCausalLM, model_dir)
     model.to(_device(device)).eval()
     template = data.get("prompt_template", meta.get("prompt_template"))
-    cleaning = data.get("cleaning", meta.get("cleaning")) or []
     return Predictor(
         model=model,
         tokenizer=tokenizer,
@@ -151,10 +137,27 @@ def _load_generator(
         task="generation",
         text_column=str(data.get("prompt_column") or meta.get("prompt_column") or "prompt"),
         max_length=int(data.get("max_length") or meta.get("max_length") or 512),
-        cleaning=[str(s) for s in cleaning],
+        cleaning=_cleaning(data, meta),
         source=Path(run),
         meta={**meta, "prompt_template": template},
     )
+
+
+def _load(auto_class: Any, model_dir: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) from an exported folder, or one line saying why not."""
+    try:
+        return auto_class.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SftlabError(f"cannot load the model in {model_dir}: {first}") from None
+
+
+def _cleaning(data: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    """The run's cleaning steps (its config first, else ``sftlab.json``), applied before predicting."""
+    cleaning = data.get("cleaning", meta.get("cleaning")) or []
+    if not isinstance(cleaning, (list, tuple)):
+        raise SftlabError(f"data.cleaning must be a list of step names, got {cleaning!r}")
+    return [str(s) for s in cleaning]
 
 
 def _read_meta(model_dir: Path) -> dict[str, Any]:
