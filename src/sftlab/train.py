@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab import loggers, strategies, tasks
+from sftlab import hardware, loggers, strategies, tasks
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json, write_splits
@@ -36,6 +36,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return train_generation(cfg)
     started = time.perf_counter()
     check_config(cfg)
+    hardware.resolve_trainer(cfg)  # trainer.precision: auto -> what this machine runs fast
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -59,6 +60,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             model,
             datamodule,
             str(cfg.trainer.precision),
+            hardware.device_of(cfg.trainer.get("accelerator", "auto")),
             cfg.strategy.get("cache_max_memory_mb", 2048),
             out / "features",
         )
@@ -101,6 +103,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 1),
         "train_rows": len(datamodule.frames["train"]),
+        **hardware.run_facts(trainer),
     }
     best = checkpoint.best_model_score
     if best is not None:
