@@ -56,7 +56,10 @@ def auto_precision(accelerator: str) -> tuple[str, str]:
     if accelerator == "cpu":
         if cpu_native_bf16():
             return "bf16-mixed", f"{cpu_name()} has native bf16 (AVX512-BF16/AMX)"
-        return "32-true", f"{cpu_name()} has no native bf16 (no AVX512-BF16/AMX): bf16 would be slower"
+        return (
+            "32-true",
+            f"{cpu_name()} has no native bf16 (no AVX512-BF16/AMX): bf16 would be slower",
+        )
     return "32-true", f"no precision rule for accelerator '{accelerator}'"
 
 

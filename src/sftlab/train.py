@@ -11,7 +11,7 @@ import lightning.pytorch as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sftlab import hardware, loggers, strategies, tasks
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
@@ -19,6 +19,7 @@ from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json, write_splits
 from sftlab.features import cache_features
 from sftlab.model_card import model_card
+from sftlab.models import unpad
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.causal import resolved_model_cfg
 from sftlab.optim import optimizer_from_config
@@ -53,6 +54,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     trainable, total = strategies.count_parameters(model)
     log.info(strategies.describe(model))
+    if data_cfg.unpad and not cfg.strategy.get("cache_features") and unpad.supports(model):
+        datamodule.train_collate = unpad.UnpaddedCollator(unpad.enable(model))
+        log.info("data.unpad: training batches are packed, pad tokens skip the dense layers")
     trained = model  # what the Lightning module runs: the model, or its head on cached features
     fit_data = datamodule  # its batches: token ids, or the cached features of the frozen body
     if cfg.strategy.get("cache_features"):
@@ -91,6 +95,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
         callbacks.append(instantiate(cfg.strategy.callback))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **bar_args)
+    with open_dict(cfg):  # data.max_length=auto: record the number it resolved to
+        cfg.data.max_length = data_cfg.max_length
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     loggers.log_config(logger, cfg)
 
@@ -120,6 +126,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         module.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
 
+    unpad.disable(model)  # the exported model, and W&B's sample predictions, use plain SDPA
     if trainer.is_global_zero:
         write_splits(datamodule.frames, out / "data", data_cfg.text_column, data_cfg.label_column)
         if cfg.get("export", True):
