@@ -127,12 +127,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--datasets", nargs="+", default=None)
     parser.add_argument("--schemes", nargs="+", default=list(SCHEMES))
+    parser.add_argument("--append", action="store_true", help="add to bench/results/batching.json")
     parser.add_argument(
         "--grouped-seeds", type=int, default=1, help="length_grouped runs only the first N seeds"
     )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs, padding = [], {}
+    if args.append and (RESULTS / "batching.json").exists():
+        previous = json.loads((RESULTS / "batching.json").read_text())
+        runs, padding = previous["runs"], previous["padding"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         sets = datasets(tmp)

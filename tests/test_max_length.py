@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sftlab.data.config import DataConfig
-from sftlab.data.datamodule import TextClassificationDataModule
+from sftlab.data.datamodule import TextClassificationDataModule, model_length_limit
 from sftlab.errors import SftlabError
 from sftlab.models.backbone import load_tokenizer
 from tests.conftest import compose_cfg
@@ -48,8 +48,20 @@ def test_auto_is_capped_at_the_model_limit(tmp_path):
     path = tmp_path / "long.csv"
     texts = [f"{i} " + "word " * 2000 for i in range(20)]
     pd.DataFrame({"text": texts, "label": ["a", "b"] * 10}).to_csv(path, index=False)
-    dm = _datamodule(path, max_length="auto")
-    assert dm.config.max_length == 512
+    # tiny_bert uses the packaged MiniLM tokenizer: 512 positions, trained (as a
+    # sentence-transformers model) on 256 tokens
+    assert _datamodule(path, max_length="auto").config.max_length == 256
+
+
+def test_model_length_limit_reads_the_sentence_transformers_config(tmp_path):
+    from types import SimpleNamespace
+
+    tok = SimpleNamespace(model_max_length=int(1e30), name_or_path=str(tmp_path))
+    assert model_length_limit(tok) == 512  # an unset limit: the cap
+    (tmp_path / "sentence_bert_config.json").write_text('{"max_seq_length": 128}')
+    assert model_length_limit(tok) == 128
+    tok.model_max_length = 64
+    assert model_length_limit(tok) == 64
 
 
 def test_files_default_to_auto_and_runs_record_the_number(tiny_cfg):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
@@ -248,9 +251,8 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     def auto_max_length(self) -> int:
         """``data.max_length=auto``: the length (a multiple of 8) that keeps ``AUTO_COVERAGE`` of
-        the training texts whole, capped at the tokenizer's limit and ``AUTO_CAP``."""
-        limit = self.tokenizer.model_max_length
-        limit = min(AUTO_CAP, limit if isinstance(limit, int) and limit > 0 else AUTO_CAP)
+        the training texts whole, capped at what the model was trained on (``model_length_limit``)."""
+        limit = model_length_limit(self.tokenizer)
         train = self.frames["train"]
         pairs = train["text_pair"].tolist() if "text_pair" in train else None
         ids = self.tokenizer(train["text"].tolist(), pairs, truncation=False)["input_ids"]
@@ -313,6 +315,20 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
+
+
+def model_length_limit(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The longest input the model was trained on: the tokenizer's ``model_max_length``, a
+    sentence-transformers model's own ``max_seq_length`` (all-MiniLM-L6-v2: 256 of its 512
+    positions), and never more than ``AUTO_CAP``."""
+    limits = [AUTO_CAP]
+    if isinstance(tokenizer.model_max_length, int) and tokenizer.model_max_length > 0:
+        limits.append(tokenizer.model_max_length)
+    st_config = Path(str(tokenizer.name_or_path)) / "sentence_bert_config.json"
+    if st_config.is_file():
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # unreadable: no limit known
+            limits.append(int(json.loads(st_config.read_text())["max_seq_length"]))
+    return min(limits)
 
 
 def _natural_key(label: str) -> tuple:
