@@ -47,9 +47,7 @@ def test_auto_covers_95_percent_of_training_texts(tmp_path):
 def test_auto_is_capped_at_the_model_limit(tmp_path):
     path = tmp_path / "long.csv"
     texts = [f"{i} " + "word " * 2000 for i in range(20)]
-    pd.DataFrame({"text": texts, "label": ["a", "b"] * 10}).to_csv(
-        path, index=False
-    )
+    pd.DataFrame({"text": texts, "label": ["a", "b"] * 10}).to_csv(path, index=False)
     dm = _datamodule(path, max_length="auto")
     assert dm.config.max_length == 512
 
