@@ -237,7 +237,7 @@ def bench(args: argparse.Namespace) -> None:
         tmp = Path(tmp)
         data = args.carry / "data"
         if args.smoke:  # a CPU rehearsal of every step: a few hundred rows, fp32
-            subset(data, tmp / "data", {"train": 256, "validation": 64, "test": 64})
+            subset(data, tmp / "data", {"train": 128, "validation": 64, "test": 64})
             data = tmp / "data"
         n_train = sum(1 for _ in (data / "train.csv").open()) - 1
         steps = math.ceil(n_train / BATCH) * args.epochs
@@ -341,7 +341,7 @@ def main() -> None:
     p.add_argument("--site", type=Path, required=True)
     p = sub.add_parser("bench", help="sftlab vs the Trainer, alternating (there)")
     p.add_argument("--carry", type=Path, required=True)
-    p.add_argument("--smoke", action="store_true", help="CPU rehearsal: 256 rows, fp32")
+    p.add_argument("--smoke", action="store_true", help="CPU rehearsal: 128 training rows, fp32")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--budget-s", type=float, default=240, help="no new round past this")

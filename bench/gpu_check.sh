@@ -5,7 +5,7 @@
 # `GPU_CHECK step=...` line per step as it ends, so a timeout still shows what ran.
 #
 #   bash bench/gpu_check.sh                  # on the GPU (bf16)
-#   GPU_CHECK_SMOKE=1 bash bench/gpu_check.sh  # CPU rehearsal: fp32, 256 training rows
+#   GPU_CHECK_SMOKE=1 bash bench/gpu_check.sh  # CPU rehearsal: fp32, 128 training rows
 # Env: GPU_CHECK_ROUNDS (2), GPU_CHECK_BUDGET_S (240: no round starts past it),
 #      GPU_CHECK_SITE (/tmp/sftlab_gpu_site), PYTHON (python3).
 set -euo pipefail
