@@ -254,9 +254,10 @@ def bench(args: argparse.Namespace) -> None:
                 wrapped = [sys.executable, __file__, "measure", *cmds[which][1:]]
                 try:
                     result = run(which, wrapped, tmp, index)
-                except SystemExit as e:  # one failed run still leaves the others' lines
+                except (SystemExit, Exception) as e:  # a failed run leaves the others' lines
                     log("failed", run=which, round=index + 1)
-                    print(str(e)[-3000:], flush=True)
+                    why = str(e) if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+                    print(why[-3000:], flush=True)
                     _keep_log(tmp / f"{which}-{index}.log")
                     continue
                 output = (tmp / f"{which}-{index}.log").read_text()
