@@ -14,8 +14,6 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
 from sftlab.errors import SftlabError
 
 DEFAULT_STEPS = ("html", "normalize")
@@ -42,6 +40,9 @@ def _normalize(text: str) -> str:
 
 
 def _stopwords(text: str) -> str:
+    # lazy: only this step needs sklearn
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
     return " ".join(
         w for w in text.split() if w.lower().strip(".,!?;:'\"") not in ENGLISH_STOP_WORDS
     )

@@ -13,7 +13,6 @@ import lightning.pytorch as L
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -187,6 +186,9 @@ class TextClassificationDataModule(L.LightningDataModule):
         remaining = fractions["train"] + sum(fractions[n] for n in missing)
         try:
             for name in missing:
+                # lazy: given splits need no sklearn
+                from sklearn.model_selection import train_test_split
+
                 rest, parts[name] = train_test_split(
                     rest,
                     test_size=fractions[name] / remaining,
@@ -207,6 +209,8 @@ class TextClassificationDataModule(L.LightningDataModule):
             if isinstance(size, int) and size > len(train):
                 log.warning("data.train_size=%d > %d training rows: using all", size, len(train))
             return train
+        from sklearn.model_selection import train_test_split  # lazy: only a subsample needs it
+
         if not self.config.is_classification:
             kept, _ = train_test_split(train, train_size=size, random_state=self.seed)
             return kept

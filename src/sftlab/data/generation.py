@@ -15,7 +15,6 @@ import logging
 import lightning.pytorch as L
 import pandas as pd
 import torch
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
@@ -164,6 +163,8 @@ class GenerationDataModule(L.LightningDataModule):
         if cfg.train_size is not None:
             size = cfg.train_size
             if size != 1.0 and not (isinstance(size, int) and size >= len(rest)):
+                from sklearn.model_selection import train_test_split  # lazy: only a subsample
+
                 rest, _ = train_test_split(rest, train_size=size, random_state=self.seed)
         given["train"] = rest
         self.frames = {
@@ -193,6 +194,8 @@ class GenerationDataModule(L.LightningDataModule):
     def _split_off(self, rest: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(rest, split) with ``fraction`` of the rows, or of the groups when
         ``data.group_column`` is set (a conversation never spans two splits)."""
+        from sklearn.model_selection import GroupShuffleSplit, train_test_split  # lazy
+
         if not self.config.group_column:
             return train_test_split(rest, test_size=fraction, random_state=self.seed)
         if rest["group"].nunique() < 2:
