@@ -122,45 +122,9 @@ def restore(carry: Path, site: Path) -> None:
 
 
 # -- measure (there, one command) -------------------------------------------------------------
-def _sklearn_metrics_fallback() -> None:
-    """bench/hf_trainer.py scores with sklearn's accuracy_score and macro f1_score; where
-    scikit-learn is not installed, the same two functions (sklearn's definitions: macro-F1 over
-    the labels present in truth or predictions, 0 where a label has no support) stand in."""
-    import types
-    from importlib.machinery import ModuleSpec
-
-    import numpy as np
-
-    def accuracy_score(y_true, y_pred) -> float:
-        return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
-
-    def f1_score(y_true, y_pred, average: str = "macro") -> float:
-        if average != "macro":
-            raise NotImplementedError(f"average={average!r}: only macro stands in for sklearn")
-        y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-        scores = []
-        for c in np.union1d(y_true, y_pred):
-            tp = np.sum((y_pred == c) & (y_true == c))
-            wrong = np.sum((y_pred == c) != (y_true == c))  # false positives + false negatives
-            scores.append(2 * tp / (2 * tp + wrong) if tp + wrong else 0.0)
-        return float(np.mean(scores))
-
-    sklearn, metrics = types.ModuleType("sklearn"), types.ModuleType("sklearn.metrics")
-    # A spec without origin: torch._dynamo's find_spec() over known libraries then skips it.
-    sklearn.__spec__ = ModuleSpec("sklearn", None, is_package=True)
-    sklearn.__path__ = []
-    metrics.__spec__ = ModuleSpec("sklearn.metrics", None)
-    metrics.accuracy_score, metrics.f1_score = accuracy_score, f1_score
-    sklearn.metrics = metrics
-    sys.modules.update({"sklearn": sklearn, "sklearn.metrics": metrics})
-
-
 def measure(script: str, args: list[str]) -> None:
-    import importlib.util
     import runpy
 
-    if Path(script).name == "hf_trainer.py" and importlib.util.find_spec("sklearn") is None:
-        _sklearn_metrics_fallback()
     sys.argv = [script, *args]
     sys.path[0] = str(Path(script).resolve().parent)  # as `python SCRIPT` would have it
     status: int | str | None = 0

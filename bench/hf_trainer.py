@@ -42,7 +42,6 @@ def main() -> None:
     import numpy as np
     import pandas as pd
     import torch
-    from sklearn.metrics import accuracy_score, f1_score
     from torch.utils.data import Dataset
     from transformers import (
         AutoModelForSequenceClassification,
@@ -82,11 +81,17 @@ def main() -> None:
     )
 
     def scores(pred) -> dict:
-        predicted = np.argmax(pred.predictions, axis=-1)
-        return {
-            "acc": accuracy_score(pred.label_ids, predicted),
-            "f1_macro": f1_score(pred.label_ids, predicted, average="macro"),
-        }
+        """Accuracy and macro-F1 (numpy only: the GPU machine may lack scikit-learn)."""
+        predicted, truth = np.argmax(pred.predictions, axis=-1), pred.label_ids
+        f1 = []
+        for k in range(len(args.labels)):
+            tp = np.sum((predicted == k) & (truth == k))
+            fp, fn = (
+                np.sum((predicted == k) & (truth != k)),
+                np.sum((predicted != k) & (truth == k)),
+            )
+            f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+        return {"acc": float(np.mean(predicted == truth)), "f1_macro": float(np.mean(f1))}
 
     with tempfile.TemporaryDirectory() as workdir:
         training = TrainingArguments(
