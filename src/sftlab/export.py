@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,22 +11,8 @@ import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sftlab.errors import SftlabError
+from sftlab.files import atomic_dir, commit_dir
 from sftlab.tables import write_table
-
-
-def atomic_dir(target: Path) -> Path:
-    """A sibling temp folder to fill, then move into place with ``commit_dir``."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def commit_dir(tmp: Path, target: Path) -> None:
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
 
 
 def export_model(
@@ -48,13 +33,6 @@ def export_model(
         (tmp / "README.md").write_text(card)
     commit_dir(tmp, target)
     return target
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temp file so a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
 
 
 def write_splits(

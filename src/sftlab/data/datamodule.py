@@ -11,11 +11,11 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from sftlab.data import cache, imbalance, targets
 from sftlab.data.config import DataConfig
 from sftlab.data.encoded import EncodedDataset, flatten, gather
+from sftlab.data.resumable import ResumableData
 from sftlab.data.rows import prepare
 from sftlab.data.sources import load_splits
 from sftlab.errors import SftlabError
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 
 
-class TextClassificationDataModule(L.LightningDataModule):
+class TextClassificationDataModule(ResumableData, L.LightningDataModule):
     """Single-label text classification from a packaged set, the user's files or the hub.
 
     ``frames`` holds each split's rows (``text``, [``text_pair``], ``label``, ``label_id``, and
@@ -254,14 +254,8 @@ class TextClassificationDataModule(L.LightningDataModule):
     # -- batches --------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         ds, cfg = self.datasets["train"], self.config
-        lengths = ds.lengths if cfg.group_by_length else None
-        if cfg.sampler == "balanced":
-            sampler = imbalance.BalancedSampler(ds.labels, lengths, cfg.batch_size, seed=self.seed)
-        elif lengths is not None:
-            sampler = LengthGroupedSampler(cfg.batch_size, lengths=lengths)
-        else:
-            sampler = None
-        return DataLoader(
+        sampler = imbalance.train_sampler(cfg, ds.labels, ds.lengths, self.seed)
+        return self.train_loader(
             ds,
             batch_size=cfg.batch_size,
             sampler=sampler,
