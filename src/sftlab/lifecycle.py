@@ -51,6 +51,7 @@ def fit(
 ) -> None:
     """``trainer.fit``, from ``run.ckpt`` when resuming; ``run.json`` records how it ended."""
     run.save(status="running")
+    history = _set_csv_history_aside(trainer) if run.ckpt else []
     try:
         trainer.fit(module, datamodule=data, ckpt_path=run.ckpt, weights_only=True)
     except Interrupted:
@@ -63,6 +64,42 @@ def fit(
     except BaseException:
         run.save(status="failed")
         raise
+    finally:
+        for aside, path in history:
+            _merge_csv(aside, path)
+
+
+def _set_csv_history_aside(trainer: L.Trainer) -> list[tuple[Path, Path]]:
+    """Lightning's CSVLogger deletes an existing metrics.csv when it starts: a resumed run keeps
+    the rows before its checkpoint by moving them aside and merging them back after fit."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    moved = []
+    for each in trainer.loggers:
+        if isinstance(each, CSVLogger):
+            path = Path(each.log_dir) / "metrics.csv"
+            aside = path.with_name("metrics.before-resume.csv")
+            if aside.is_file() and path.is_file():  # an earlier resume was killed before merging
+                _merge_csv(aside, path)
+            if path.is_file():
+                path.replace(aside)
+            if aside.is_file():
+                moved.append((aside, path))
+    return moved
+
+
+def _merge_csv(aside: Path, path: Path) -> None:
+    """``path`` = the rows of ``aside`` logged before ``path``'s first step, then ``path``'s."""
+    import pandas as pd
+
+    old = pd.read_csv(aside)
+    new = pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
+    if "step" in old and "step" in new and len(new):
+        old = old[old["step"] < new["step"].min()]
+    tmp = path.with_name(f".{path.name}.tmp")
+    pd.concat([old, new], ignore_index=True).to_csv(tmp, index=False)
+    tmp.replace(path)
+    aside.unlink()
 
 
 def stop_callback(out: Path) -> StopOnSignal:

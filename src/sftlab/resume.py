@@ -110,7 +110,9 @@ def _fresh(cfg: DictConfig, out: Path) -> RunPlan:
 
 def _continue(cfg: DictConfig, run_dir: Path) -> RunPlan:
     if not run_dir.is_dir():
-        raise SftlabError(f"resume={run_dir}: no such run dir: pass a run dir (outputs/<date>/<time>)")
+        raise SftlabError(
+            f"resume={run_dir}: no such run dir: pass a run dir (outputs/<date>/<time>)"
+        )
     last = run_dir / LAST
     if not last.is_file():
         raise SftlabError(
@@ -119,7 +121,9 @@ def _continue(cfg: DictConfig, run_dir: Path) -> RunPlan:
         )
     saved = run_dir / "config.yaml"
     if not saved.is_file():
-        raise SftlabError(f"resume={run_dir}: no config.yaml in it: start a new run without resume=")
+        raise SftlabError(
+            f"resume={run_dir}: no config.yaml in it: start a new run without resume="
+        )
     state = read_state(run_dir)
     if state.get("status") == "finished":
         raise SftlabError(
@@ -139,7 +143,9 @@ def _own_config(cfg: DictConfig, saved: Path, run_dir: Path) -> DictConfig:
     try:
         own = OmegaConf.load(saved)
     except Exception as e:  # noqa: BLE001 - a hand-edited or truncated file
-        raise SftlabError(f"resume={run_dir}: cannot read {saved} ({str(e).splitlines()[0]})") from None
+        raise SftlabError(
+            f"resume={run_dir}: cannot read {saved} ({str(e).splitlines()[0]})"
+        ) from None
     _unmask(own, cfg)
     with open_dict(own):
         own.output_dir = str(run_dir)
@@ -177,7 +183,11 @@ def _find_unfinished(cfg: DictConfig, out: Path) -> Path | None:
         run_dir = state_file.parent
         state = read_state(run_dir)
         last = run_dir / LAST
-        if state.get("fingerprint") == wanted and state.get("status") != "finished" and last.is_file():
+        if (
+            state.get("fingerprint") == wanted
+            and state.get("status") != "finished"
+            and last.is_file()
+        ):
             candidates.append((last.stat().st_mtime, run_dir))
     return max(candidates)[1] if candidates else None
 
@@ -186,18 +196,29 @@ def checkpoint_callbacks(
     out: Path, monitor: str | None, mode: str, every_n_steps: int | None
 ) -> tuple[ModelCheckpoint, list[ModelCheckpoint]]:
     """(the best-checkpoint callback, all checkpoint callbacks): ``best.ckpt`` by ``monitor``;
-    ``last.ckpt`` at every epoch end and every ``every_n_steps`` training steps."""
+    ``last.ckpt`` at every epoch end and every ``every_n_steps`` training steps.
+
+    ``last.ckpt`` has its own callback: Lightning 2.6's ``save_last`` writes it only when the
+    best checkpoint changed. Lightning calls checkpoint callbacks in this order, so ``last.ckpt``
+    holds the best callback's state after this epoch's validation.
+    """
     best = ModelCheckpoint(
         dirpath=out / "checkpoints", filename="best", monitor=monitor, mode=mode, save_top_k=1,
-        save_last=True, enable_version_counter=False,
-    )  # fmt: skip
-    if not every_n_steps:
-        return best, [best]
-    steps = ModelCheckpoint(
-        dirpath=out / "checkpoints", save_top_k=0, save_last=True, every_n_train_steps=every_n_steps,
         enable_version_counter=False,
     )  # fmt: skip
-    return best, [best, steps]
+    last = [
+        ModelCheckpoint(
+            dirpath=out / "checkpoints",
+            filename=LAST.stem,
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+            **trigger,
+        )  # fmt: skip
+        for trigger in ({"every_n_epochs": 1}, {"every_n_train_steps": every_n_steps})
+        if None not in trigger.values()
+    ]
+    return best, [best, *last]
 
 
 def load_weights(module: Any, ckpt: str | Path) -> None:
@@ -207,7 +228,11 @@ def load_weights(module: Any, ckpt: str | Path) -> None:
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated, foreign or not a checkpoint at all
-        raise SftlabError(f"cannot read the checkpoint {ckpt}: {str(e).splitlines()[0][:200]}") from None
+        raise SftlabError(
+            f"cannot read the checkpoint {ckpt}: {str(e).splitlines()[0][:200]}"
+        ) from None
     if "state_dict" not in state:
-        raise SftlabError(f"{ckpt} is not a Lightning checkpoint (no state_dict): pass a run's checkpoints/best.ckpt")
+        raise SftlabError(
+            f"{ckpt} is not a Lightning checkpoint (no state_dict): pass a run's checkpoints/best.ckpt"
+        )
     module.load_state_dict(state["state_dict"])

@@ -126,7 +126,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if cfg.get("export", True):
             with lifecycle.export_guard(out):
                 export_model(
-                    strategies.prepare_for_export(model),  # LoRA: merged, unless strategy.adapter_only
+                    strategies.prepare_for_export(
+                        model
+                    ),  # LoRA: merged, unless strategy.adapter_only
                     tokenizer,
                     out / "model",
                     extra={

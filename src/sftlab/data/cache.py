@@ -153,7 +153,9 @@ def _read_rows(base: Path) -> dict[str, Any]:
 
 
 def _write_tokens(base: Path, flat: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    arrays = {f"{k}.{part}": a for k, pair in flat.items() for part, a in zip("vo", pair, strict=True)}
+    arrays = {
+        f"{k}.{part}": a for k, pair in flat.items() for part, a in zip("vo", pair, strict=True)
+    }
 
     def save(path: str) -> None:
         with open(path, "wb") as f:

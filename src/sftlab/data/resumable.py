@@ -48,6 +48,14 @@ class ResumableLoader(DataLoader):
         self.resume = resume
         self.epoch_rng: dict[str, Any] | None = None
 
+    # Lightning asks a loader for these to decide whether it resumes mid-epoch; the position is
+    # kept by the DataModule (which knows the trainer's progress), so the loader's own is empty.
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
     def __iter__(self):
         resume, self.resume = self.resume, None
         if resume:
