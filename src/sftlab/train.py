@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from sftlab import lifecycle, loggers, resume, strategies, tasks
 from sftlab.checks import check_config, check_metric
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
-from sftlab.export import export_model, write_splits
+from sftlab.export import export_model, model_extra, write_splits
 from sftlab.features import cache_features
 from sftlab.files import write_json
 from sftlab.model_card import model_card
@@ -131,13 +131,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                     ),  # LoRA: merged, unless strategy.adapter_only
                     tokenizer,
                     out / "model",
-                    extra={
-                        "labels": labels,
-                        "max_length": data_cfg.max_length,
-                        **tasks.export_extra(module, data_cfg),
-                        "text_column": data_cfg.text_column,
-                        "cleaning": list(cfg.data.get("cleaning") or []),
-                    },
+                    extra=model_extra(cfg, data_cfg, module, labels),
                     card=model_card(lifecycle.masked_config(cfg), metrics, labels),
                 )
         print_metrics(metrics, labels, title=f"test metrics ({out})")
