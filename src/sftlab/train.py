@@ -10,21 +10,24 @@ from typing import Any
 import lightning.pytorch as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sftlab import lifecycle, loggers, resume, strategies, tasks
+from sftlab import hardware, lifecycle, loggers, resume, strategies, tasks
+from sftlab.checkpoint_io import StreamingCheckpointIO
 from sftlab.checks import check_config, check_metric
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.export import export_model, model_extra, write_splits
 from sftlab.features import cache_features
 from sftlab.files import write_json
 from sftlab.model_card import model_card
+from sftlab.models import unpad
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.causal import resolved_model_cfg
 from sftlab.optim import optimizer_from_config
 from sftlab.progress import progress
 from sftlab.report import print_metrics, write_report
 from sftlab.secrets import is_secret
+from sftlab.throughput import Throughput
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         return train_generation(cfg, run)
     started = time.perf_counter()
+    hardware.resolve_trainer(cfg)  # trainer.precision: auto -> what this machine runs fast
     out = run.out
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -60,6 +64,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     weights = cfg.get("loss", {}).get("class_weights")
     weights = datamodule.class_weights(weights) if data_cfg.is_classification else None
     out.mkdir(parents=True, exist_ok=True)
+    if data_cfg.unpad and not cfg.strategy.get("cache_features") and unpad.supports(model):
+        datamodule.train_collate = unpad.UnpaddedCollator(unpad.enable(model))
+        log.info("data.unpad: training batches are packed, pad tokens skip the dense layers")
     trained = model  # what the Lightning module runs: the model, or its head on cached features
     fit_data = datamodule  # its batches: token ids, or the cached features of the frozen body
     if cfg.strategy.get("cache_features"):
@@ -67,6 +74,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             model,
             datamodule,
             str(cfg.trainer.precision),
+            hardware.device_of(cfg.trainer.get("accelerator", "auto")),
             cfg.strategy.get("cache_max_memory_mb", 2048),
             out / "features",
         )
@@ -82,11 +90,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
         cfg.get("logger"), run_name=_run_name(), group=_sweep_name(), run_id=run.state["wandb_id"]
     )
     bars, bar_args = progress(cfg.trainer.get("enable_progress_bar", True))
-    callbacks = [*checkpoints, lifecycle.stop_callback(out), *bars]
+    train_lengths = datamodule.datasets["train"].lengths
+    throughput = Throughput(sum(train_lengths) / max(1, len(train_lengths)))
+    callbacks = [*checkpoints, lifecycle.stop_callback(out), throughput, *bars]
     callbacks += [LearningRateMonitor("step")] if logger else []
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
         callbacks.append(instantiate(cfg.strategy.callback))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **bar_args)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=logger,
+        plugins=[StreamingCheckpointIO()],
+        **bar_args,
+    )
+    with open_dict(cfg):  # data.max_length=auto: record the number it resolved to
+        cfg.data.max_length = data_cfg.max_length
     run.state["labels"] = labels
     lifecycle.write_config(run)
     loggers.log_config(logger, cfg)
@@ -100,6 +118,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 1),
         "train_rows": len(datamodule.frames["train"]),
+        **throughput.results(),
+        **hardware.run_facts(trainer),
     }
     best = checkpoint.best_model_score
     if best is not None:
@@ -118,6 +138,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         resume.load_weights(module, ckpt)
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
 
+    unpad.disable(model)  # the exported model, and W&B's sample predictions, use plain SDPA
     if trainer.is_global_zero:
         write_splits(datamodule.frames, out / "data", data_cfg.text_column, data_cfg.label_column)
         # The metrics first: an export that fails keeps them (and best.ckpt to export again).

@@ -10,7 +10,8 @@ import lightning.pytorch as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab import lifecycle, resume, strategies
+from sftlab import hardware, lifecycle, resume, strategies
+from sftlab.checkpoint_io import StreamingCheckpointIO
 from sftlab.data.config import DataConfig
 from sftlab.data.generation import GenerationDataModule, prompt_budget
 from sftlab.data.packing import check_packing
@@ -49,6 +50,7 @@ def train_generation(cfg: DictConfig, run: resume.RunPlan | None = None) -> dict
     check_strategy(str(cfg.strategy.apply._target_).rsplit(".", 1)[-1])
     run = run or resume.plan(cfg)
     out = run.out
+    hardware.resolve_trainer(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     model_cfg = resolved_model_cfg(model_cfg)
@@ -79,6 +81,7 @@ def train_generation(cfg: DictConfig, run: resume.RunPlan | None = None) -> dict
         callbacks=[*checkpoints, lifecycle.stop_callback(out)],
         logger=logger,
         inference_mode=False,
+        plugins=[StreamingCheckpointIO()],
     )
     out.mkdir(parents=True, exist_ok=True)
     lifecycle.write_config(run)
@@ -89,7 +92,9 @@ def train_generation(cfg: DictConfig, run: resume.RunPlan | None = None) -> dict
         metrics.update({f"before/{k}": float(v) for k, v in before.items()})
     lifecycle.fit(trainer, module, datamodule, run)
     metrics.update(
-        epochs=trainer.current_epoch, fit_seconds=round(time.perf_counter() - started, 1)
+        epochs=trainer.current_epoch,
+        fit_seconds=round(time.perf_counter() - started, 1),
+        **hardware.run_facts(trainer),
     )
     ckpt = checkpoint.best_model_path or None
     if has_val:
