@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sftlab.errors import SftlabError
-from sftlab.export import main as export_main
+from sftlab.export import _export_cli as export_cli
 from sftlab.predict import predict
 from sftlab.serve import serve
 from sftlab.train import train
@@ -74,7 +74,7 @@ def _serve(**kwargs: str):
 
 def _export(*argv: str):
     def go(tmp: Path, earlier):
-        export_main([a.format(run=earlier[0], tmp=tmp) for a in argv])
+        export_cli([a.format(run=earlier[0], tmp=tmp) for a in argv])
 
     return go
 
@@ -82,14 +82,14 @@ def _export(*argv: str):
 def _corrupt_checkpoint(tmp: Path, earlier):
     copy = shutil.copytree(earlier[0], tmp / "copy")
     (copy / "checkpoints" / "best.ckpt").write_bytes(b"not a checkpoint")
-    export_main([f"run={copy}", "format=hf"])
+    export_cli([f"run={copy}", "format=hf"])
 
 
 # (case, what runs, the message it must print): data, config, checkpoint, resume, predict, serve
 CASES = [
-    ("lr not a number", _train("optimizer.lr=abc"), r"optimizer.lr='abc' has the wrong type: torch.optim.adamw.AdamW expects"),
+    ("lr not a number", _train("optimizer.lr=abc"), r"optimizer.lr='abc' has the wrong type: torch.optim.AdamW expects"),
     ("max_epochs not a number", _train("trainer.max_epochs=two"), r"trainer.max_epochs='two' has the wrong type"),
-    ("unknown trainer key", _train("+trainer.max_epoch=3"), r"unknown key trainer.max_epoch: lightning.pytorch.trainer.trainer.Trainer takes max_epochs"),
+    ("unknown trainer key", _train("+trainer.max_epoch=3"), r"unknown key trainer.max_epoch: lightning.pytorch.Trainer takes max_epochs"),
     ("unknown optimizer key", _train("+optimizer.momentumm=0.9"), r"unknown key optimizer.momentumm"),
     ("monitor never logged", _train("monitor=val/f1_macr0"), r"monitor=val/f1_macr0 is not a metric data.task=classification logs: use one of .*val/f1_macro"),
     ("optimized_metric never logged", _train("optimized_metric=val/acuracy"), r"optimized_metric=val/acuracy is not a metric"),

@@ -114,7 +114,7 @@ STRATEGIES = [
 def test_every_option_acts_on_every_strategy(monkeypatch, tmp_path, strategy):
     module, data = build(monkeypatch, tmp_path, *strategy)
     assert module.class_weights is None
-    assert isinstance(data.train_dataloader().sampler, LengthGroupedSampler)
+    assert not isinstance(data.train_dataloader().sampler, (LengthGroupedSampler, BalancedSampler))
     share_c = (epoch_labels(data) == 2).float().mean()  # 10 of 128 training rows
     assert share_c < 0.15
 
@@ -125,8 +125,8 @@ def test_every_option_acts_on_every_strategy(monkeypatch, tmp_path, strategy):
     module, _ = build(monkeypatch, tmp_path, *strategy, "loss.class_weights=balanced")
     assert module.class_weights[2] > module.class_weights[0] * 5
 
-    _, data = build(monkeypatch, tmp_path, *strategy, "data.group_by_length=false")
-    assert not isinstance(data.train_dataloader().sampler, (LengthGroupedSampler, BalancedSampler))
+    _, data = build(monkeypatch, tmp_path, *strategy, "data.group_by_length=true")
+    assert isinstance(data.train_dataloader().sampler, LengthGroupedSampler)
 
     _, data = build(monkeypatch, tmp_path, *strategy, "data.train_size=40")
     assert len(data.datasets["train"]) == 40
