@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fine-tune, test the best checkpoint, export ``model/``; return the final metrics."""
     check_config(cfg)  # before any data is read or file written
+    lifecycle.mask_hydra(cfg)  # Hydra wrote the overrides, secrets included, before this ran
     run = resume.plan(cfg)  # a resumed run continues in its own dir with its own config
     cfg = run.cfg
     if cfg.data.get("task") == "generation":  # a causal LM: its own data, module and export
