@@ -5,6 +5,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from sftlab.checks import resolve_metric
 from sftlab.cli import run_or_exit
 from sftlab.sweep import objective, run_in_sweep
 from sftlab.train import train
@@ -18,7 +19,8 @@ def main(cfg: DictConfig) -> float | None:
     metrics = run(train, cfg, hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return None  # a sweeper's objective: nothing reads it in a single run
-    return objective(metrics, cfg.get("optimized_metric", "val/f1_macro"))
+    task = cfg.data.get("task", "classification")
+    return objective(metrics, resolve_metric(cfg.get("optimized_metric", "val/f1_macro"), task))
 
 
 if __name__ == "__main__":

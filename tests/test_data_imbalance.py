@@ -54,7 +54,10 @@ def test_weighted_loss_in_the_module_and_not_checkpointed():
 def test_balanced_sampler_draws_labels_equally(lengths):
     labels = [0] * 900 + [1] * 100
     sampler = BalancedSampler(labels, lengths, batch_size=10, seed=1)
-    first, second = list(sampler), list(sampler)
+    first = list(sampler)
+    assert first == list(sampler)  # an epoch is drawn again the same (a resumed run relies on it)
+    sampler.set_epoch(1)  # Lightning sets it before each epoch
+    second = list(sampler)
     assert len(first) == 1000 and first != second  # a new draw each epoch
     share = Counter(labels[i] for i in first)[1] / len(first)
     assert 0.45 < share < 0.55  # 10% of the rows, half of the draws

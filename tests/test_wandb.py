@@ -9,19 +9,26 @@ import sys
 
 import pytest
 
-from sftlab.loggers import without_secrets
+from sftlab.secrets import masked
 from tests.conftest import ROOT, TINY
 from tests.wandb_offline import read_run
 
 
-def test_secrets_are_dropped_from_the_logged_config():
+def test_secrets_are_masked_in_the_logged_config():
     cfg = {
-        "model": {"tokenizer": "t", "hf_token": "x"},
+        "model": {"tokenizer": "t", "hf_token": "x", "pad_token_id": 0},
         "api_key": "y",
-        "WANDB-SECRET": 1,
-        "keys": [{"password": 2}],
+        "WANDB-SECRET": "z",
+        "keys": [{"password": "p", "auth": ""}],
+        "hub": {"credentials": "c"},
     }
-    assert without_secrets(cfg) == {"model": {"tokenizer": "t"}, "keys": [{}]}
+    assert masked(cfg) == {
+        "model": {"tokenizer": "t", "hf_token": "***", "pad_token_id": 0},
+        "api_key": "***",
+        "WANDB-SECRET": "***",
+        "keys": [{"password": "***", "auth": ""}],
+        "hub": {"credentials": "***"},
+    }
 
 
 def test_wandb_multirun_offline_never_prompts(tmp_path):
@@ -65,7 +72,7 @@ def test_wandb_multirun_offline_never_prompts(tmp_path):
             run["config"]["seed"] == int(job) + 1
             and run["config"]["model"]["config"]["hidden_size"] == 32
         )
-        assert "hf_token" not in json.dumps(run["config"])
+        assert run["config"]["secrets"]["hf_token"] == "***"
         assert "do-not-log-me" not in json.dumps(run["config"]) + run["name"] + json.dumps(
             run["summary"]
         )

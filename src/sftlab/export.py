@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,23 +10,11 @@ from typing import Any
 import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from sftlab import tasks
 from sftlab.errors import SftlabError
+from sftlab.files import atomic_dir, commit_dir
+from sftlab.secrets import masked
 from sftlab.tables import write_table
-
-
-def atomic_dir(target: Path) -> Path:
-    """A sibling temp folder to fill, then move into place with ``commit_dir``."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def commit_dir(tmp: Path, target: Path) -> None:
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
 
 
 def export_model(
@@ -50,13 +37,6 @@ def export_model(
     return target
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temp file so a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
-
-
 def write_splits(
     frames: dict[str, pd.DataFrame], target: Path, text_column: str, label_column: str
 ) -> None:
@@ -67,8 +47,66 @@ def write_splits(
         write_table(part, target / f"{name}.csv")
 
 
+def model_extra(cfg: Any, data_cfg: Any, module: Any, labels: list[str]) -> dict[str, Any]:
+    """``sftlab.json`` of a classifier's ``model/`` (predict.py and serve.py read it)."""
+    return {
+        "labels": labels,
+        "max_length": data_cfg.max_length,
+        **tasks.export_extra(module, data_cfg),
+        "text_column": data_cfg.text_column,
+        "cleaning": list(cfg.data.get("cleaning") or []),
+    }
+
+
+def export_from_checkpoint(run: str | Path, checkpoint: str = "best") -> Path:
+    """Rebuild the run's model from its config, load ``checkpoints/<checkpoint>.ckpt`` and
+    write ``<run>/model`` (the old folder is replaced only once the new one is complete)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from sftlab import resume, strategies
+    from sftlab.data.config import DataConfig
+    from sftlab.features import CachedHead, split_model
+    from sftlab.model_card import model_card
+    from sftlab.models.backbone import load_model, load_tokenizer
+    from sftlab.models.causal import resolved_model_cfg
+
+    run_dir = Path(run)
+    ckpt = run_dir / "checkpoints" / f"{checkpoint}.ckpt"
+    if not (run_dir / "config.yaml").is_file() or not ckpt.is_file():
+        raise SftlabError(
+            f"run={run_dir} needs config.yaml and {ckpt.relative_to(run_dir)}: pass a run dir "
+            f"that trained at least one epoch"
+        )
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    data_cfg = DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True))
+    if data_cfg.task == "generation":
+        raise SftlabError("format=hf re-exports classifiers; for data.task=generation train again")
+    labels = resume.read_state(run_dir).get("labels")
+    if not labels:
+        raise SftlabError(f"{run_dir / resume.RUN_FILE} records no labels: train the run again")
+    model_cfg = resolved_model_cfg(OmegaConf.to_container(cfg.model, resolve=True))
+    tokenizer = load_tokenizer(model_cfg)
+    model = instantiate(cfg.strategy.apply)(load_model(model_cfg, labels, tokenizer))
+    trained = CachedHead(*split_model(model)[1:]) if cfg.strategy.get("cache_features") else model
+    module = tasks.build_module(cfg, data_cfg, trained, labels, optimizer=None)
+    resume.load_weights(module, ckpt)
+    metrics_file = run_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    target = export_model(
+        strategies.prepare_for_export(model),
+        tokenizer,
+        run_dir / "model",
+        extra=model_extra(cfg, data_cfg, module, labels),
+        card=model_card(masked(OmegaConf.to_container(cfg, resolve=True)), metrics, labels),
+    )
+    print(f"wrote {target} from {ckpt}")
+    return target
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m sftlab.export run=<run dir> format=onnx [opset=17] [split=test]``."""
+    """``python -m sftlab.export run=<run dir> format=onnx [opset=17] [split=test]``, or
+    ``format=hf``: ``<run>/model`` again from ``checkpoints/best.ckpt``."""
     from sftlab.cli import run_or_exit
 
     run_or_exit(_export_cli, sys.argv[1:] if argv is None else argv, None)
@@ -76,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
 
 EXPORT_DEFAULTS = {
     "run": None,  # a run dir (or an exported model folder)
-    "format": "onnx",  # onnx: the one format besides the model/ folder that train.py writes
+    "format": "onnx",  # onnx: model.onnx checked against PyTorch; hf: model/ again from checkpoints/best.ckpt
     "output": None,  # null = <run>/onnx
     "opset": 17,  # ONNX opset; 17 runs on onnxruntime >= 1.13
     "split": "test",  # the rows (<run>/data/<split>.csv) on which ONNX and PyTorch logits are compared
@@ -101,8 +139,10 @@ def _export_cli(argv: list[str]) -> Path:
         raise SftlabError(
             "missing run=<run dir>: python -m sftlab.export run=outputs/<date>/<time> format=onnx"
         )
+    if cfg.format == "hf":
+        return export_from_checkpoint(cfg.run)
     if cfg.format != "onnx":
-        raise SftlabError(f"unknown format={cfg.format}: use format=onnx")
+        raise SftlabError(f"unknown format={cfg.format}: use format=onnx or format=hf")
     return export_onnx(cfg.run, cfg.output, opset=cfg.opset, split=cfg.split, atol=cfg.atol)
 
 

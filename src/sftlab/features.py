@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from sftlab.data.imbalance import train_sampler
+from sftlab.data.resumable import ResumableData
 from sftlab.errors import SftlabError
 from sftlab.hardware import autocast_dtype
 from sftlab.models.modeling_pooled import PooledForSequenceClassification
@@ -103,23 +104,14 @@ class FeatureDataset(Dataset):
         return {"features": self.features[i], "labels": self.labels[i]}
 
 
-class FeatureDataModule(L.LightningDataModule):
+class FeatureDataModule(ResumableData, L.LightningDataModule):
     """Batches of cached features, in the same order the text DataModule would give."""
 
-    def __init__(
-        self,
-        datasets: dict[str, FeatureDataset],
-        batch_size: int,
-        eval_batch_size: int,
-        group_by_length: bool,
-    ):
+    def __init__(self, datasets: dict[str, FeatureDataset], config: Any, seed: int):
         super().__init__()
         self.datasets = datasets
-        self.batch_size, self.eval_batch_size, self.group_by_length = (
-            batch_size,
-            eval_batch_size,
-            group_by_length,
-        )
+        self.config = config  # the text DataModule's DataConfig: batch sizes, sampler, grouping
+        self.seed = seed
 
     def setup(self, stage: str | None = None) -> None:
         # The head's matmuls are tiny: one thread avoids the thread pool's per-op synchronisation,
@@ -131,19 +123,17 @@ class FeatureDataModule(L.LightningDataModule):
         torch.set_num_threads(getattr(self, "_threads", torch.get_num_threads()))
 
     def train_dataloader(self) -> DataLoader:
-        ds = self.datasets["train"]
-        # The text DataModule's sampler over the same lengths: the same batches, epoch by epoch.
-        sampler = (
-            LengthGroupedSampler(self.batch_size, lengths=ds.lengths)
-            if self.group_by_length
-            else None
+        ds, cfg = self.datasets["train"], self.config
+        # The text DataModule's sampler over the same labels and lengths: the same batches.
+        sampler = train_sampler(cfg, ds.labels.tolist(), ds.lengths, self.seed)
+        return self.train_loader(
+            ds, batch_size=cfg.batch_size, sampler=sampler, shuffle=sampler is None
         )
-        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, shuffle=sampler is None)
 
     def _eval(self, split: str) -> DataLoader:
         if split not in self.datasets:
             raise SftlabError(f"no {split} split: data.split gives it a fraction of 0")
-        return DataLoader(self.datasets[split], batch_size=self.eval_batch_size)
+        return DataLoader(self.datasets[split], batch_size=self.config.eval_batch_size)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval("validation")
@@ -235,9 +225,7 @@ def cache_features(
         precision,
         f"on disk in {store_dir}" if on_disk else "in memory",
     )
-    return CachedHead(parts, head), FeatureDataModule(
-        datasets, cfg.batch_size, cfg.eval_batch_size, cfg.group_by_length
-    )
+    return CachedHead(parts, head), FeatureDataModule(datasets, cfg, datamodule.seed)
 
 
 def _in(param: torch.Tensor, parts: dict[str, nn.Module]) -> bool:

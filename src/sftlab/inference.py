@@ -27,6 +27,7 @@ from transformers import (
 
 from sftlab.data.cleaning import clean_texts
 from sftlab.errors import SftlabError
+from sftlab.models.backbone import register_pooled
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def _load_generator(
 
 def _load(auto_class: Any, model_dir: Path) -> tuple[Any, Any]:
     """(model, tokenizer) from an exported folder, or one line saying why not."""
+    register_pooled()  # a model.pooling run: sftlab's own class, never a remote-code prompt
     try:
         return auto_class.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError) as e:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import netrc
 import os
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -18,14 +17,13 @@ from urllib.parse import urlparse
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from sftlab.secrets import masked
+
 log = logging.getLogger(__name__)
 
 WANDB_TARGET = "lightning.pytorch.loggers.WandbLogger"
 # Our keys in conf/logger/wandb.yaml that WandbLogger does not take.
 SFTLAB_KEYS = ("offline", "predictions", "model_artifact")
-SECRET = re.compile(
-    r"(^|[_\-.])(api_?key|key|token|password|passwd|secret)($|[_\-.])", re.IGNORECASE
-)
 
 
 def wandb_logged_in() -> bool:
@@ -41,11 +39,15 @@ def wandb_logged_in() -> bool:
 
 
 def make_logger(
-    cfg: DictConfig | None, run_name: str | None = None, group: str | None = None
+    cfg: DictConfig | None,
+    run_name: str | None = None,
+    group: str | None = None,
+    run_id: str | None = None,
 ) -> Any:
     """Instantiate the configured logger; decide W&B's online/offline mode without prompting.
 
     For W&B, returns ``[CSVLogger, WandbLogger]`` so that csv/metrics.csv always exists.
+    ``run_id`` (kept in the run dir's run.json) makes a resumed run continue the same W&B run.
     """
     if cfg is None or cfg.get("_target_") is None:
         return False
@@ -65,6 +67,8 @@ def make_logger(
         values["log_model"] = False  # checkpoints are large; upload them from an online run
     values["name"] = values.get("name") or run_name
     values["group"] = values.get("group") or group
+    if run_id and not values.get("id"):
+        values["id"], values["resume"] = run_id, "allow"
     os.environ.setdefault("WANDB_SILENT", "true")
     Path(values["save_dir"]).mkdir(parents=True, exist_ok=True)
     wandb_logger = instantiate(values, offline=offline)
@@ -78,18 +82,9 @@ def as_list(logger: Any) -> list[Any]:
     return list(logger) if isinstance(logger, (list, tuple)) else [logger]
 
 
-def without_secrets(value: Any) -> Any:
-    """The config with every key that looks like a credential (key, token, password, secret) dropped."""
-    if isinstance(value, dict):
-        return {k: without_secrets(v) for k, v in value.items() if not SECRET.search(str(k))}
-    if isinstance(value, list):
-        return [without_secrets(v) for v in value]
-    return value
-
-
 def log_config(logger: Any, cfg: DictConfig) -> None:
-    """Every logger gets the resolved config, minus secrets."""
-    config = without_secrets(OmegaConf.to_container(cfg, resolve=True))
+    """Every logger gets the resolved config, secrets masked (``sftlab.secrets``)."""
+    config = masked(OmegaConf.to_container(cfg, resolve=True))
     for each in as_list(logger):
         each.log_hyperparams(config)
 

@@ -20,7 +20,7 @@ from transformers import AutoModelForSequenceClassification
 
 from sftlab.data.cleaning import clean_texts
 from sftlab.errors import SftlabError
-from sftlab.export import atomic_dir, commit_dir
+from sftlab.files import atomic_dir, commit_dir
 from sftlab.inference import META_FILE, Predictor, load_predictor, locate
 
 log = logging.getLogger(__name__)

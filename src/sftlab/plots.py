@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import matplotlib
 
@@ -14,7 +15,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 if TYPE_CHECKING:
     import pandas as pd
 
-    from sftlab.summary import Group
+
+class Group(Protocol):
+    """What a figure reads from one configuration's runs (``sftlab.summary.Group`` has it);
+    a protocol, so that this module needs nothing from the summary that calls it."""
+
+    config: str
+
+    def mean_std(self, metric: str) -> tuple[float, float, int]: ...
+
+    def values(self, metric: str) -> Sequence[float]: ...
 
 
 def _save(fig, path: Path) -> Path:

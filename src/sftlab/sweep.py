@@ -27,8 +27,13 @@ def run_in_sweep(
     The sweep goes on with the next job; the summary lists this one as failed, and the Optuna
     sweeper records the trial as failed (its objective is NaN, see ``fail_nan_trials``).
     """
+    from sftlab import signals
+
+    signals.install()
     try:
         return fn(cfg)
+    except signals.Interrupted as stop:  # the whole sweep stops, with a summary of what finished
+        _stop_sweep(stop)
     except Exception as e:  # noqa: BLE001 - one bad job must not end a sweep of many
         log.error("job failed: %s: %s", type(e).__name__, e)
         if run_dir:
@@ -38,6 +43,24 @@ def run_in_sweep(
             )
         _finish_wandb()
         return None
+
+
+def _stop_sweep(stop: BaseException) -> None:
+    """Write the summary of the jobs so far (Hydra's end-of-sweep callback will not run), say how
+    to resume the stopped job, exit 143 / 130."""
+    import sys
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from sftlab.cli import interrupted_line
+
+    _finish_wandb()
+    hydra_cfg = HydraConfig.get()
+    summary = (hydra_cfg.callbacks or {}).get("sweep_summary") or {}
+    SweepSummary(summary.get("metric", "test/f1_macro")).write(Path(hydra_cfg.sweep.dir))
+    print(interrupted_line(stop), file=sys.stderr)
+    print(f"sweep stopped: summary of the finished jobs in {hydra_cfg.sweep.dir}", file=sys.stderr)
+    sys.exit(stop.exit_code)
 
 
 def objective(metrics: dict[str, float] | None, key: str) -> float:
@@ -104,11 +127,12 @@ class SweepSummary(Callback):
             fail_nan_trials()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.enabled:
-            return
+        if self.enabled:
+            self.write(Path(config.hydra.sweep.dir))
+
+    def write(self, sweep_dir: Path) -> None:
         from sftlab.summary import summarize
 
-        sweep_dir = Path(config.hydra.sweep.dir)
         try:
             jobs = summarize(sweep_dir, self.metric)
         except Exception:  # noqa: BLE001 - the runs are done; a summary bug must not hide them

@@ -8,17 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
-import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sftlab import hardware, loggers, strategies, tasks
+from sftlab import hardware, lifecycle, loggers, resume, strategies, tasks
 from sftlab.checkpoint_io import StreamingCheckpointIO
+from sftlab.checks import check_config, check_metric
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
-from sftlab.errors import SftlabError
-from sftlab.export import export_model, write_json, write_splits
+from sftlab.export import export_model, model_extra, write_splits
 from sftlab.features import cache_features
+from sftlab.files import write_json
 from sftlab.model_card import model_card
 from sftlab.models import unpad
 from sftlab.models.backbone import load_model, load_tokenizer
@@ -26,6 +26,7 @@ from sftlab.models.causal import resolved_model_cfg
 from sftlab.optim import optimizer_from_config
 from sftlab.progress import progress
 from sftlab.report import print_metrics, write_report
+from sftlab.secrets import is_secret
 from sftlab.throughput import Throughput
 
 log = logging.getLogger(__name__)
@@ -33,15 +34,17 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fine-tune, test the best checkpoint, export ``model/``; return the final metrics."""
+    check_config(cfg)  # before any data is read or file written
+    lifecycle.mask_hydra(cfg)  # Hydra wrote the overrides, secrets included, before this ran
+    run = resume.plan(cfg)  # a resumed run continues in its own dir with its own config
+    cfg = run.cfg
     if cfg.data.get("task") == "generation":  # a causal LM: its own data, module and export
         from sftlab.tasks.causal_train import train_generation
 
-        return train_generation(cfg)
+        return train_generation(cfg, run)
     started = time.perf_counter()
-    check_config(cfg)
     hardware.resolve_trainer(cfg)  # trainer.precision: auto -> what this machine runs fast
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = run.out
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     # Everything that can fail on user input happens before any file is written.
@@ -52,10 +55,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = TextClassificationDataModule(data_cfg, tokenizer, seed=cfg.seed)
     datamodule.setup("fit")
     labels = datamodule.label_names
+    for key in ("monitor", "optimized_metric"):  # per-class names, now that the labels are known
+        check_metric(key, cfg.get(key), data_cfg.task, labels, final=key == "optimized_metric")
     model = load_model(model_cfg, labels, tokenizer)
     model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     trainable, total = strategies.count_parameters(model)
     log.info(strategies.describe(model))
+    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
+    weights = cfg.get("loss", {}).get("class_weights")
+    weights = datamodule.class_weights(weights) if data_cfg.is_classification else None
+    out.mkdir(parents=True, exist_ok=True)
     if data_cfg.unpad and not cfg.strategy.get("cache_features") and unpad.supports(model):
         datamodule.train_collate = unpad.UnpaddedCollator(unpad.enable(model))
         log.info("data.unpad: training batches are packed, pad tokens skip the dense layers")
@@ -71,31 +80,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
             out / "features",
         )
 
-    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
-    weights = cfg.get("loss", {}).get("class_weights")
-    if weights is not None and not data_cfg.is_classification:
-        raise SftlabError(
-            f"loss.class_weights is for single-label classification: unset it for data.task={data_cfg.task}"
-        )
-    weights = datamodule.class_weights(weights) if data_cfg.is_classification else None
     module = tasks.build_module(
         cfg, data_cfg, trained, labels, optimizer, class_weights=weights, layer_decay=layer_decay
     )
     monitor, monitor_mode = tasks.monitor(data_cfg.task, cfg.monitor, cfg.monitor_mode)
-    checkpoint = ModelCheckpoint(
-        dirpath=out / "checkpoints",
-        filename="best",
-        monitor=monitor,
-        mode=monitor_mode,
-        save_top_k=1,
-        save_weights_only=False,
-        enable_version_counter=False,
+    checkpoint, checkpoints = resume.checkpoint_callbacks(
+        out, monitor, monitor_mode, cfg.get("checkpoint", {}).get("every_n_steps")
     )
-    logger = loggers.make_logger(cfg.get("logger"), run_name=_run_name(), group=_sweep_name())
+    logger = loggers.make_logger(
+        cfg.get("logger"), run_name=_run_name(), group=_sweep_name(), run_id=run.state["wandb_id"]
+    )
     bars, bar_args = progress(cfg.trainer.get("enable_progress_bar", True))
     train_lengths = datamodule.datasets["train"].lengths
     throughput = Throughput(sum(train_lengths) / max(1, len(train_lengths)))
-    callbacks = [checkpoint, throughput, *bars]
+    callbacks = [*checkpoints, lifecycle.stop_callback(out), throughput, *bars]
     callbacks += [LearningRateMonitor("step")] if logger else []
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
         callbacks.append(instantiate(cfg.strategy.callback))
@@ -108,10 +106,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     with open_dict(cfg):  # data.max_length=auto: record the number it resolved to
         cfg.data.max_length = data_cfg.max_length
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    run.state["labels"] = labels
+    lifecycle.write_config(run)
     loggers.log_config(logger, cfg)
 
-    trainer.fit(module, datamodule=fit_data)
+    lifecycle.fit(trainer, module, fit_data, run)
     fit_seconds = time.perf_counter() - started
 
     metrics: dict[str, Any] = {
@@ -129,33 +128,34 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt = checkpoint.best_model_path or None
     # The best checkpoint's val/* metrics: predict.py on <run>/data/validation.csv must reproduce them.
     if "validation" in datamodule.datasets:
-        (val,) = trainer.validate(module, datamodule=fit_data, ckpt_path=ckpt, verbose=False)
+        (val,) = trainer.validate(
+            module, datamodule=fit_data, ckpt_path=ckpt, verbose=False, weights_only=True
+        )
         metrics.update({k: float(v) for k, v in val.items()})
     if cfg.get("test", True) and "test" in datamodule.datasets:
-        trainer.test(module, datamodule=fit_data, ckpt_path=ckpt, verbose=False)
+        trainer.test(module, datamodule=fit_data, ckpt_path=ckpt, verbose=False, weights_only=True)
         metrics.update(module.test_results)
     elif ckpt:  # export the best weights even when the test split is skipped
-        module.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
+        resume.load_weights(module, ckpt)
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
 
     unpad.disable(model)  # the exported model, and W&B's sample predictions, use plain SDPA
     if trainer.is_global_zero:
         write_splits(datamodule.frames, out / "data", data_cfg.text_column, data_cfg.label_column)
-        if cfg.get("export", True):
-            export_model(
-                strategies.prepare_for_export(model),  # LoRA: merged, unless strategy.adapter_only
-                tokenizer,
-                out / "model",
-                extra={
-                    "labels": labels,
-                    "max_length": data_cfg.max_length,
-                    **tasks.export_extra(module, data_cfg),
-                    "text_column": data_cfg.text_column,
-                    "cleaning": list(cfg.data.get("cleaning") or []),
-                },
-                card=model_card(OmegaConf.to_container(cfg, resolve=True), metrics, labels),
-            )
+        # The metrics first: an export that fails keeps them (and best.ckpt to export again).
         write_json(out / "metrics.json", metrics)
+        run.save(status="finished")
+        if cfg.get("export", True):
+            with lifecycle.export_guard(out):
+                export_model(
+                    strategies.prepare_for_export(
+                        model
+                    ),  # LoRA: merged, unless strategy.adapter_only
+                    tokenizer,
+                    out / "model",
+                    extra=model_extra(cfg, data_cfg, module, labels),
+                    card=model_card(lifecycle.masked_config(cfg), metrics, labels),
+                )
         print_metrics(metrics, labels, title=f"test metrics ({out})")
         write_report(out, metrics, labels, monitor=monitor)
         loggers.finish(logger, metrics, out, model, tokenizer, datamodule)
@@ -171,10 +171,8 @@ def _run_name() -> str | None:
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        from sftlab.loggers import SECRET
-
         task = HydraConfig.get().overrides.task
-        return ",".join(o for o in task if not SECRET.search(o.split("=", 1)[0])) or "defaults"
+        return ",".join(o for o in task if not is_secret(o.split("=", 1)[0])) or "defaults"
     except (ValueError, ImportError):
         return None
 
@@ -191,9 +189,3 @@ def _sweep_name() -> str | None:
         return "_".join(Path(hydra_cfg.sweep.dir).parts[-2:])
     except (ValueError, ImportError):
         return None
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Fail early, in one line, on config values that would only break deep inside a run."""
-    if cfg.monitor_mode not in {"min", "max"}:
-        raise SftlabError(f"monitor_mode must be 'min' or 'max', got '{cfg.monitor_mode}'")

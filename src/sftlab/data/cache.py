@@ -2,8 +2,10 @@
 
 Keys hash everything that changes the result: the data files' contents (or a folder's file
 sizes and mtimes), the config keys that shape the rows, and for tokens the tokenizer's
-vocabulary and rules and ``max_length``. Entries are pickles written atomically, so parallel
-sweep jobs can share one cache dir.
+vocabulary and rules and ``max_length``. Entries hold no pickles (whoever can write a shared
+cache dir must not be able to run code in the readers): prepared rows are a parquet table plus
+a JSON file, token ids an ``.npz`` of integer arrays read with ``allow_pickle=False``. Each
+entry is written to a temp name and moved into place, so parallel sweep jobs can share one dir.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
 from sftlab.data.config import DataConfig
@@ -25,7 +28,7 @@ from sftlab.paths import resolve
 
 log = logging.getLogger(__name__)
 
-VERSION = 2  # bump when the cached objects change shape
+VERSION = 3  # bump when the cached objects change shape
 ROW_KEYS = (
     "source", "hub_config", "text_column", "text_pair_column", "label_column", "cleaning",
     "drop_duplicates", "on_bad_rows", "max_chars", "encoding", "task", "label_delimiter",
@@ -93,7 +96,8 @@ def tokens_key(rows: str, tokenizer: PreTrainedTokenizerBase, max_length: int) -
 
 
 class DiskCache:
-    """``get``/``put`` of pickled objects under ``root``; a no-op when ``root`` is None."""
+    """``get``/``put`` of prepared rows (``kind="rows"``) and token ids (``kind="tokens"``)
+    under ``root``; a no-op when ``root`` is None."""
 
     def __init__(self, root: str | None):
         self.root = Path(root).expanduser() if root else None
@@ -101,10 +105,9 @@ class DiskCache:
     def get(self, key: str | None, kind: str) -> Any | None:
         if self.root is None or key is None:
             return None
-        path = self.root / f"{key}.{kind}.pkl"
+        path = self.root / f"{key}.{kind}"
         try:
-            with path.open("rb") as f:
-                value = pickle.load(f)
+            value = _READERS[kind](path)
         except FileNotFoundError:
             return None
         except Exception as e:  # noqa: BLE001 - a truncated or stale entry is recomputed
@@ -118,11 +121,54 @@ class DiskCache:
             return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.root / f"{key}.{kind}.pkl")
+            _WRITERS[kind](self.root / f"{key}.{kind}", value)
         except OSError as e:  # a read-only or full disk only costs speed
             log.warning(
                 "cannot write the data cache in %s (%s): continuing without it", self.root, e
             )
+
+
+def _atomic(target: Path, write) -> None:
+    """``write(tmp_path)`` then move the finished file onto ``target``."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_rows(base: Path, entry: dict[str, Any]) -> None:
+    meta = {k: v for k, v in entry.items() if k != "pool"}
+    # The table first, the JSON last: a reader that finds the JSON finds a complete table.
+    _atomic(base.with_suffix(".rows.parquet"), lambda p: entry["pool"].to_parquet(p, index=False))
+    _atomic(base.with_suffix(".rows.json"), lambda p: Path(p).write_text(json.dumps(meta)))
+
+
+def _read_rows(base: Path) -> dict[str, Any]:
+    meta = json.loads(base.with_suffix(".rows.json").read_text())
+    return {**meta, "pool": pd.read_parquet(base.with_suffix(".rows.parquet"))}
+
+
+def _write_tokens(base: Path, flat: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    arrays = {
+        f"{k}.{part}": a for k, pair in flat.items() for part, a in zip("vo", pair, strict=True)
+    }
+
+    def save(path: str) -> None:
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    _atomic(base.with_suffix(".tokens.npz"), save)
+
+
+def _read_tokens(base: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    with np.load(base.with_suffix(".tokens.npz"), allow_pickle=False) as data:
+        keys = sorted({name.rsplit(".", 1)[0] for name in data.files})
+        return {k: (data[f"{k}.v"], data[f"{k}.o"]) for k in keys}
+
+
+_READERS = {"rows": _read_rows, "tokens": _read_tokens}
+_WRITERS = {"rows": _write_rows, "tokens": _write_tokens}

@@ -15,11 +15,11 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from sftlab.data import cache, imbalance, targets
 from sftlab.data.config import AUTO, AUTO_CAP, AUTO_COVERAGE, DataConfig
 from sftlab.data.encoded import EncodedDataset, flatten, gather
+from sftlab.data.resumable import ResumableData
 from sftlab.data.rows import prepare
 from sftlab.data.sources import load_splits
 from sftlab.errors import SftlabError
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 
 
-class TextClassificationDataModule(L.LightningDataModule):
+class TextClassificationDataModule(ResumableData, L.LightningDataModule):
     """Single-label text classification from a packaged set, the user's files or the hub.
 
     ``frames`` holds each split's rows (``text``, [``text_pair``], ``label``, ``label_id``, and
@@ -113,7 +113,10 @@ class TextClassificationDataModule(L.LightningDataModule):
         )
         parts, messages, wheres, class_names = [], [], {}, None
         for name, split in splits.items():
-            frame, notes = prepare(split, cfg)
+            # A given validation or test file is used as it is: its duplicates are only reported.
+            frame, notes = prepare(
+                split, cfg, drop_duplicates=cfg.drop_duplicates and name == "train"
+            )
             messages += notes
             if frame.empty:
                 if name == "train":
@@ -176,13 +179,9 @@ class TextClassificationDataModule(L.LightningDataModule):
         parts = {n: f for n, f in given.items() if n != "train"}
         # Only single labels can be stratified; other targets get a plain seeded split.
         stratify = self.config.is_classification
-        if missing and stratify:
-            counts = rest["label_id"].value_counts()
-            if counts.min() < 2:
-                raise SftlabError(
-                    f"label '{self.label_names[counts.idxmin()]}' has fewer than 2 training rows: a "
-                    f"stratified split needs at least 2 per label (add rows or drop the label)"
-                )
+        kept = rest.iloc[:0]
+        if missing and stratify:  # labels too rare to stratify stay in train, all of them
+            rest, kept = self._set_rare_aside(rest, len(missing) + 1)
         remaining = fractions["train"] + sum(fractions[n] for n in missing)
         try:
             for name in missing:
@@ -200,8 +199,29 @@ class TextClassificationDataModule(L.LightningDataModule):
             raise SftlabError(
                 f"cannot make a stratified {list(self.config.split)} split of {len(given['train'])} rows: {e}"
             ) from None
-        parts["train"] = self._subsample(rest)
+        parts["train"] = self._subsample(pd.concat([rest, kept]) if len(kept) else rest)
         return {name: parts[name].reset_index(drop=True) for name in SPLITS if name in parts}
+
+    def _set_rare_aside(self, rows: pd.DataFrame, needed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(rows of labels with at least ``needed`` rows, rows of the rarer labels), with a warning
+        naming the rare ones: a stratified split cannot give them a row in every split."""
+        counts = rows["label_id"].value_counts()
+        rare = counts[counts < needed]
+        if rare.empty:
+            return rows, rows.iloc[:0]
+        names = ", ".join(f"'{self.label_names[i]}' ({n})" for i, n in rare.sort_index().items())
+        log.warning(
+            "%d labels have fewer than %d rows and stay in train only (no validation/test rows "
+            "for them; the other labels are split stratified): %s",
+            len(rare), needed, names,
+        )  # fmt: skip
+        is_rare = rows["label_id"].isin(rare.index)
+        if is_rare.all():
+            raise SftlabError(
+                f"every label has fewer than {needed} rows: too few to carve validation and test "
+                f"splits; give them as files (data.validation_path, data.test_path) or add rows"
+            )
+        return rows[~is_rare], rows[is_rare]
 
     def _subsample(self, train: pd.DataFrame) -> pd.DataFrame:
         size = self.config.train_size
@@ -219,10 +239,20 @@ class TextClassificationDataModule(L.LightningDataModule):
             raise SftlabError(
                 f"data.train_size={size} is smaller than the number of labels ({n_labels})"
             )
+        rest, rare = self._set_rare_aside(train, 2)  # kept whole: one row cannot be stratified
+        if not rare.empty:  # the rest is sampled to make up the requested size
+            target = size if isinstance(size, int) else max(1, round(size * len(train)))
+            size = target - len(rare)
+            if size < rest["label_id"].nunique():
+                raise SftlabError(
+                    f"data.train_size={self.config.train_size} leaves too few rows for the "
+                    f"{rest['label_id'].nunique()} common labels after the {len(rare)} rare-label "
+                    f"rows: raise data.train_size"
+                )
         kept, _ = train_test_split(
-            train, train_size=size, stratify=train["label_id"], random_state=self.seed
+            rest, train_size=size, stratify=rest["label_id"], random_state=self.seed
         )
-        return kept
+        return pd.concat([kept, rare]) if len(rare) else kept
 
     # -- tokens ---------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -285,14 +315,8 @@ class TextClassificationDataModule(L.LightningDataModule):
     # -- batches --------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         ds, cfg = self.datasets["train"], self.config
-        lengths = ds.lengths if cfg.group_by_length else None
-        if cfg.sampler == "balanced":
-            sampler = imbalance.BalancedSampler(ds.labels, lengths, cfg.batch_size, seed=self.seed)
-        elif lengths is not None:
-            sampler = LengthGroupedSampler(cfg.batch_size, lengths=lengths)
-        else:
-            sampler = None
-        return DataLoader(
+        sampler = imbalance.train_sampler(cfg, ds.labels, ds.lengths, self.seed)
+        return self.train_loader(
             ds,
             batch_size=cfg.batch_size,
             sampler=sampler,

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from sftlab.data.chat import (
     Messages,
@@ -29,6 +30,7 @@ from sftlab.data.chat import (
 from sftlab.data.cleaning import clean_texts
 from sftlab.data.config import DataConfig
 from sftlab.data.packing import fill, pack
+from sftlab.data.resumable import ResumableData
 from sftlab.data.sources import load_splits, require_columns
 from sftlab.errors import SftlabError
 
@@ -131,7 +133,7 @@ def collate(pad_id: int):
     return fn
 
 
-class GenerationDataModule(L.LightningDataModule):
+class GenerationDataModule(ResumableData, L.LightningDataModule):
     """``frames`` holds each split's ``prompt`` and ``response`` strings; ``datasets`` their ids."""
 
     def __init__(self, config: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int = 42):
@@ -293,20 +295,30 @@ class GenerationDataModule(L.LightningDataModule):
                 rows = packed
             self.datasets[name] = PairDataset(rows)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
             raise SftlabError(f"no {split} split: data.split gives it a fraction of 0")
-        size = self.config.batch_size if shuffle else self.config.eval_batch_size
         return DataLoader(
-            self.datasets[split], batch_size=size, shuffle=shuffle,
+            self.datasets[split], batch_size=self.config.eval_batch_size,
             collate_fn=collate(self.tokenizer.pad_token_id), num_workers=self.config.num_workers,
         )  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
+        if "train" not in self.datasets:
+            raise SftlabError("no train split: data.split gives it a fraction of 0")
+        ds, cfg = self.datasets["train"], self.config
+        sampler = (  # data.group_by_length: similar lengths together, less padding
+            LengthGroupedSampler(cfg.batch_size, lengths=[len(r["input_ids"]) for r in ds.rows])
+            if cfg.group_by_length
+            else None
+        )
+        return self.train_loader(
+            ds, batch_size=cfg.batch_size, sampler=sampler, shuffle=sampler is None,
+            collate_fn=collate(self.tokenizer.pad_token_id), num_workers=cfg.num_workers,
+        )  # fmt: skip
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("validation", False)
+        return self._loader("validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+        return self._loader("test")

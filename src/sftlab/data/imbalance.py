@@ -40,6 +40,21 @@ def class_weights(
     return [float(w) for w in spec]
 
 
+def train_sampler(
+    cfg: Any, labels: Sequence[int], lengths: Sequence[int], seed: int
+) -> Sampler[int] | None:
+    """The training order for ``data.sampler`` and ``data.group_by_length`` (None = shuffle):
+    one place, so that token batches and cached-feature batches follow the same options."""
+    lengths = lengths if cfg.group_by_length else None
+    if cfg.sampler == "balanced":
+        return BalancedSampler(labels, lengths, cfg.batch_size, seed=seed)
+    if lengths is not None:
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        return LengthGroupedSampler(cfg.batch_size, lengths=list(lengths))
+    return None
+
+
 class BalancedSampler(Sampler[int]):
     """Each epoch draws ``len(labels)`` indices with replacement so every label is equally
     likely (a WeightedRandomSampler with weights 1 / count); with ``lengths`` the draw is then
@@ -63,9 +78,12 @@ class BalancedSampler(Sampler[int]):
     def __len__(self) -> int:
         return len(self.weights)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this before each epoch: a resumed run draws the same epochs again."""
+        self.epoch = epoch
+
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
         drawn = torch.multinomial(
             self.weights, len(self.weights), replacement=True, generator=generator
         )

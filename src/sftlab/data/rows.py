@@ -31,7 +31,9 @@ def _texts(column: pd.Series) -> pd.Series:
     return column.where(column.notna(), "").astype(str)
 
 
-def prepare(split: SplitRows, cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]:
+def prepare(
+    split: SplitRows, cfg: DataConfig, drop_duplicates: bool | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """Columns ``text`` [``text_pair``] ``label`` ``_row``: cleaned, bad rows and duplicates out."""
     where, messages = split.where, []
     columns = {"text_column": cfg.text_column, "label_column": cfg.label_column}
@@ -66,8 +68,11 @@ def prepare(split: SplitRows, cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]
             df[col] = clean_texts(df[col].tolist(), cfg.cleaning)
 
     df = _drop_bad(df, text_cols, cfg, where, messages)
-    if cfg.drop_duplicates:
+    drop = cfg.drop_duplicates if drop_duplicates is None else drop_duplicates
+    if drop:
         df = _drop_duplicates(df, text_cols, where, messages)
+    else:
+        _report_duplicates(df, text_cols, where, messages)
     return df.reset_index(drop=True), messages
 
 
@@ -98,6 +103,18 @@ def _drop_bad(
         )
         bad |= mask
     return df.loc[~bad]
+
+
+def _report_duplicates(
+    df: pd.DataFrame, text_cols: list[str], where: str, messages: list[str]
+) -> None:
+    dup = df.duplicated(subset=text_cols, keep="first")
+    if dup.any():
+        first = df.loc[dup.idxmax(), "_row"]
+        messages.append(
+            f"{where}: {int(dup.sum())} exact duplicate texts (first: row {first}) kept: a given "
+            f"validation or test file is used exactly as given"
+        )
 
 
 def _drop_duplicates(

@@ -28,6 +28,19 @@ from sftlab.models.modeling_pooled import (
 )
 from sftlab.paths import hub_reachable, resolve
 
+
+def register_pooled() -> None:
+    """Make the Auto classes know sftlab's pooled classifier, so that a ``model.pooling`` run
+    loads from its own (local) code: no ``trust_remote_code`` and no prompt. Plain Hugging Face
+    code without sftlab still loads the folder with ``trust_remote_code=True``."""
+    AutoConfig.register(PooledClassifierConfig.model_type, PooledClassifierConfig, exist_ok=True)
+    AutoModelForSequenceClassification.register(
+        PooledClassifierConfig, PooledForSequenceClassification, exist_ok=True
+    )
+
+
+register_pooled()
+
 DROPOUT_KEYS = (
     "hidden_dropout_prob",
     "attention_probs_dropout_prob",

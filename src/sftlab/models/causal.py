@@ -12,7 +12,7 @@ from typing import Any
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from sftlab.errors import SftlabError
-from sftlab.export import atomic_dir, commit_dir
+from sftlab.files import atomic_dir, commit_dir
 from sftlab.paths import resolve
 
 log = logging.getLogger(__name__)

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
-import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab import hardware, strategies
+from sftlab import hardware, lifecycle, resume, strategies
 from sftlab.checkpoint_io import StreamingCheckpointIO
 from sftlab.data.config import DataConfig
 from sftlab.data.generation import GenerationDataModule, prompt_budget
 from sftlab.data.packing import check_packing
 from sftlab.errors import SftlabError
-from sftlab.export import export_model, write_json
+from sftlab.export import export_model
+from sftlab.files import write_json
 from sftlab.loggers import make_logger
 from sftlab.models.backbone import load_tokenizer
 from sftlab.models.causal import check_decoder, load_causal_lm, resolved_model_cfg
@@ -42,7 +40,7 @@ def check_strategy(name: str) -> None:
         )
 
 
-def train_generation(cfg: DictConfig) -> dict[str, float]:
+def train_generation(cfg: DictConfig, run: resume.RunPlan | None = None) -> dict[str, float]:
     """Fine-tune on prompt -> response pairs, report val/test loss and perplexity, generate
     for held-out prompts (chrF, BLEU; ``generations.jsonl``), export ``model/``."""
     started = time.perf_counter()
@@ -50,9 +48,9 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     check_decoder(model_cfg, data_cfg.task)  # before any download, conversion or tokenizing
     check_strategy(str(cfg.strategy.apply._target_).rsplit(".", 1)[-1])
+    run = run or resume.plan(cfg)
+    out = run.out
     hardware.resolve_trainer(cfg)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     model_cfg = resolved_model_cfg(model_cfg)
@@ -72,27 +70,27 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
         layer_decay=layer_decay,
     )
     has_val = "validation" in datamodule.datasets
-    checkpoint = ModelCheckpoint(
-        dirpath=out / "checkpoints", filename="best", monitor="val/loss" if has_val else None,
-        mode="min", save_top_k=1, enable_version_counter=False,
-    )  # fmt: skip
-    logger = make_logger(cfg.get("logger"), run_name=None)
+    checkpoint, checkpoints = resume.checkpoint_callbacks(
+        out, "val/loss" if has_val else None, "min", cfg.get("checkpoint", {}).get("every_n_steps")
+    )
+    logger = make_logger(cfg.get("logger"), run_name=None, run_id=run.state["wandb_id"])
     # no_grad, not inference mode, for evaluation: the perplexity states that validate() before
     # fit() leaves behind must stay updatable inside fit's validation loop.
     trainer: L.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[checkpoint],
+        callbacks=[*checkpoints, lifecycle.stop_callback(out)],
         logger=logger,
         inference_mode=False,
         plugins=[StreamingCheckpointIO()],
     )
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    out.mkdir(parents=True, exist_ok=True)
+    lifecycle.write_config(run)
 
     metrics: dict[str, Any] = {"trainable_params": trainable, "total_params": total}
     if has_val:  # the starting point: what fine-tuning is measured against
         (before,) = trainer.validate(module, datamodule=datamodule, verbose=False)
         metrics.update({f"before/{k}": float(v) for k, v in before.items()})
-    trainer.fit(module, datamodule=datamodule)
+    lifecycle.fit(trainer, module, datamodule, run)
     metrics.update(
         epochs=trainer.current_epoch,
         fit_seconds=round(time.perf_counter() - started, 1),
@@ -100,12 +98,16 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     )
     ckpt = checkpoint.best_model_path or None
     if has_val:
-        (val,) = trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        (val,) = trainer.validate(
+            module, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True
+        )
         metrics.update({k: float(v) for k, v in val.items()})
     elif ckpt:
-        module.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
+        resume.load_weights(module, ckpt)
     if cfg.get("test", True) and "test" in datamodule.datasets:
-        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        trainer.test(
+            module, datamodule=datamodule, ckpt_path=ckpt, verbose=False, weights_only=True
+        )
         metrics.update(module.test_results)
         sample = datamodule.frames["test"].head(data_cfg.generate_samples)
         if trainer.is_global_zero and len(sample):
@@ -121,16 +123,18 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
             )
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
     if trainer.is_global_zero:
+        write_json(out / "metrics.json", metrics)  # first: a failed export keeps the metrics
+        run.save(status="finished")
         if cfg.get("export", True):
-            export_model(
-                strategies.prepare_for_export(module.model), tokenizer, out / "model",
-                extra={"task": "generation", "prompt_template": data_cfg.prompt_template,
-                       "prompt_column": data_cfg.prompt_column,
-                       "messages_column": data_cfg.messages_column,
-                       "cleaning": data_cfg.cleaning,
-                       "max_length": data_cfg.max_length, "max_new_tokens": data_cfg.max_new_tokens},
-            )  # fmt: skip
-        write_json(out / "metrics.json", metrics)
+            with lifecycle.export_guard(out):
+                export_model(
+                    strategies.prepare_for_export(module.model), tokenizer, out / "model",
+                    extra={"task": "generation", "prompt_template": data_cfg.prompt_template,
+                           "prompt_column": data_cfg.prompt_column,
+                           "messages_column": data_cfg.messages_column,
+                           "cleaning": data_cfg.cleaning,
+                           "max_length": data_cfg.max_length, "max_new_tokens": data_cfg.max_new_tokens},
+                )  # fmt: skip
         for key in sorted(metrics):
             log.info("%s = %s", key, metrics[key])
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}

@@ -1,0 +1,140 @@
+"""Never lose a run: a killed or stopped run resumes to the result of an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from sftlab.errors import SftlabError
+from sftlab.train import train
+from tests.conftest import ROOT, TINY, compose_cfg
+
+# fp32 on the CPU, 3 epochs of 9 steps, last.ckpt every 4 steps: step 13 is mid-epoch 2.
+RUN = [
+    "trainer.max_epochs=3",
+    "data.batch_size=8",
+    "strategy.lr=3e-3",
+    "checkpoint.every_n_steps=4",
+]
+PAUSE_AT = 13
+
+
+def _start(out: Path, seconds: float, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "stoppable_run.py"), str(out), str(PAUSE_AT),
+         str(seconds), *RUN, *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for_pause(proc: subprocess.Popen, out: Path, timeout: float = 600) -> None:
+    marker = Path(f"{out}.paused")
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before step {PAUSE_AT}: {proc.stderr.read()[-2000:]}")
+        assert time.monotonic() < deadline, "the run never reached the pause"
+        time.sleep(0.1)
+
+
+def _test_metrics(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k.startswith(("test/", "val/", "best_"))}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    return out, train(compose_cfg([*TINY, *RUN], output_dir=out))
+
+
+def _assert_same(resumed: dict, whole: dict, resumed_dir: Path, whole_dir: Path) -> None:
+    """The same test metrics, and the same final weights and optimizer state (the best
+    checkpoint may predate the interruption; the last one never does)."""
+    a, b = _test_metrics(resumed), _test_metrics(whole)
+    assert a.keys() == b.keys() and len(a) > 10
+    for key in a:
+        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+    last_a, last_b = (
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)
+        for d in (resumed_dir, whole_dir)
+    )
+    assert last_a["global_step"] == last_b["global_step"] == 27
+    for name, weight in last_b["state_dict"].items():
+        assert torch.allclose(last_a["state_dict"][name], weight, rtol=0, atol=1e-6), name
+    moments = [s["exp_avg"] for s in last_b["optimizer_states"][0]["state"].values()]
+    resumed_moments = [s["exp_avg"] for s in last_a["optimizer_states"][0]["state"].values()]
+    assert all(
+        torch.allclose(x, y, rtol=0, atol=1e-6)
+        for x, y in zip(resumed_moments, moments, strict=True)
+    )
+
+
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = _start(out, 120)
+    _wait_for_pause(proc, out)
+    os.kill(proc.pid, signal.SIGKILL)  # no handler runs: what is on disk is all there is
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert (out / "checkpoints" / "last.ckpt").is_file() and not (out / "metrics.json").exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+
+    resumed = train(compose_cfg([*TINY, f"resume={out}"], output_dir=tmp_path / "other"))
+    _assert_same(resumed, uninterrupted[1], out, uninterrupted[0])
+    state = json.loads((out / "run.json").read_text())
+    assert state["status"] == "finished" and state["resumed"] == 1
+    assert (out / "model" / "config.json").is_file()  # continued in its own dir
+    assert not (tmp_path / "other").exists()
+
+
+def test_sigterm_saves_says_how_to_resume_and_exits_143(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = _start(out, 1.5)
+    _wait_for_pause(proc, out)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    line = err.strip().splitlines()[-1]
+    assert line == (
+        f"interrupted by SIGTERM: saved {out / 'checkpoints' / 'last.ckpt'}; "
+        f"resume with: python train.py resume={out}"
+    )
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert not (out / "metrics.json").exists() and not list(out.glob(".*.tmp"))
+
+    # resume=auto finds it (same config, unfinished) under runs_dir
+    resumed = train(
+        compose_cfg(
+            [*TINY, *RUN, "resume=auto", f"runs_dir={tmp_path}"], output_dir=tmp_path / "new"
+        )
+    )
+    _assert_same(resumed, uninterrupted[1], out, uninterrupted[0])
+    # the CSV log keeps the rows from before the stop (Lightning's CSVLogger would delete them)
+    steps = pd.read_csv(out / "csv" / "metrics.csv")["step"]
+    assert steps.min() < PAUSE_AT < steps.max()
+
+
+def test_resume_auto_starts_fresh_without_an_unfinished_run(tmp_path, uninterrupted):
+    whole_dir = uninterrupted[0]
+    cfg = compose_cfg(
+        [*TINY, "trainer.fast_dev_run=true", "resume=auto", f"runs_dir={whole_dir.parent}"],
+        output_dir=tmp_path / "run",
+    )
+    with pytest.raises(SftlabError, match="fast_dev_run saves no checkpoints"):
+        train(cfg)
+    # the finished run is never picked: resume=auto starts a new run
+    from sftlab import resume
+
+    plan = resume.plan(compose_cfg([*TINY, *RUN, "resume=auto", f"runs_dir={whole_dir.parent}"],
+                                   output_dir=tmp_path / "run"))  # fmt: skip
+    assert plan.ckpt is None and plan.out == tmp_path / "run"
