@@ -141,11 +141,16 @@ def main() -> None:
         tmp = Path(tmp)
         sets = datasets(tmp)
         for data in args.datasets or list(sets):
-            padding[data] = padding_share(sets[data], tmp / f"pad-{data}")
+            if data not in padding:
+                padding[data] = padding_share(sets[data], tmp / f"pad-{data}")
             for seed in args.seeds:
                 for scheme in args.schemes:  # alternating: load on the machine hits all alike
                     if scheme == "length_grouped" and seed not in args.seeds[: args.grouped_seeds]:
                         continue
+                    if any(
+                        (r["data"], r["seed"], r["scheme"]) == (data, seed, scheme) for r in runs
+                    ):
+                        continue  # done in an earlier invocation (--append)
                     out = tmp / f"{data}-{seed}-{scheme}"
                     cfg = compose_train(
                         [*COMMON, *sets[data], *SCHEMES[scheme], f"seed={seed}"], out

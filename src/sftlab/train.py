@@ -65,9 +65,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     weights = cfg.get("loss", {}).get("class_weights")
     weights = datamodule.class_weights(weights) if data_cfg.is_classification else None
     out.mkdir(parents=True, exist_ok=True)
-    if data_cfg.unpad and not cfg.strategy.get("cache_features") and unpad.supports(model):
-        datamodule.train_collate = unpad.UnpaddedCollator(unpad.enable(model))
-        log.info("data.unpad: training batches are packed, pad tokens skip the dense layers")
+    if data_cfg.unpad and not cfg.strategy.get("cache_features"):
+        if unpad.supports(model):
+            datamodule.train_collate = unpad.UnpaddedCollator(unpad.enable(model))
+            log.info("data.unpad: training batches are packed, pad tokens skip the dense layers")
+        else:
+            log.info(
+                "data.unpad: %s trains on padded batches (unpadding covers BERT, RoBERTa and "
+                "XLM-R bodies)", type(model).__name__,
+            )  # fmt: skip
     trained = model  # what the Lightning module runs: the model, or its head on cached features
     fit_data = datamodule  # its batches: token ids, or the cached features of the frozen body
     if cfg.strategy.get("cache_features"):
