@@ -64,17 +64,16 @@ def test_model_length_limit_reads_the_sentence_transformers_config(tmp_path):
     assert model_length_limit(tok) == 64
 
 
-def test_files_default_to_auto_and_runs_record_the_number(tiny_cfg):
+def test_runs_record_the_number_auto_resolved_to(tiny_cfg):
     import json
 
     from sftlab.train import train
 
-    cfg = tiny_cfg("trainer.fast_dev_run=true")
-    assert cfg.data.max_length == "auto"
+    cfg = tiny_cfg("trainer.fast_dev_run=true", "data.max_length=auto")
     train(cfg)
     out = Path(cfg.output_dir)
     saved = json.loads((out / "model" / "sftlab.json").read_text())
-    assert isinstance(saved["max_length"], int)
+    assert isinstance(saved["max_length"], int) and saved["max_length"] % 8 == 0
     assert f"max_length: {saved['max_length']}" in (out / "config.yaml").read_text()
 
 
