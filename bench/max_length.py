@@ -75,7 +75,7 @@ def main() -> None:
     lines = [
         "# data.max_length: 128 vs auto on long documents (chit-chat prompt, 34 classes)",
         "",
-        f"MiniLM head-only (mean pooling, cached features, 10 epochs), {runs[0]['train_rows']} "
+        f"MiniLM head-only (mean pooling, cached features, 10 epochs), {int(runs[0]['train_rows'])} "
         "training conversations (>= 150 words, median 550), seed 42.",
         "",
         "| data.max_length | tokens | test acc | test macro-F1 | wall s (whole run) |",
