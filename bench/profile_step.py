@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 from head_only_speed import RESULTS, compose_train  # sources on the path, offline, quiet
-from hydra.utils import instantiate
 from torch.profiler import ProfilerActivity, profile
 
 from sftlab import hardware  # noqa: E402
@@ -26,6 +25,7 @@ from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # n
 from sftlab.metrics import classification_metrics  # noqa: E402
 from sftlab.models import unpad  # noqa: E402
 from sftlab.models.backbone import load_model, load_tokenizer  # noqa: E402
+from sftlab.optim import optimizer_from_config  # noqa: E402
 
 PHASES = ("collate", "forward", "loss+metrics", "backward", "optimizer")
 
@@ -73,7 +73,7 @@ def main() -> None:
     )
     dm.setup("fit")
     model = load_model(cfg.model, dm.label_names, tokenizer).train()
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    optimizer = optimizer_from_config(cfg.optimizer)[0](model.parameters())
     metrics = classification_metrics(dm.label_names)
     lines = [
         "# Where a training step's time goes (sftlab default full fine-tuning)",
