@@ -9,6 +9,7 @@ equals running the frozen body every step with dropout off, up to float rounding
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from sftlab import distributed
 from sftlab.errors import SftlabError
 from sftlab.models.modeling_pooled import PooledForSequenceClassification
 
@@ -92,8 +94,21 @@ class CachedHead(nn.Module):
 
 
 class FeatureDataset(Dataset):
-    def __init__(self, features: torch.Tensor, labels: list[int], lengths: list[int]):
+    """Features of one split; ``path``: the ``.npy`` file they live in (None: in memory).
+    ``features`` is None on the DDP ranks that wait for rank 0's (``sftlab.distributed``)."""
+
+    def __init__(
+        self,
+        features: torch.Tensor | None,
+        labels: list[int],
+        lengths: list[int],
+        path: Path | None = None,
+    ):
         self.features, self.labels, self.lengths = features, torch.tensor(labels), lengths
+        self.path = path
+
+    def without_features(self) -> FeatureDataset:
+        return FeatureDataset(None, self.labels.tolist(), self.lengths, self.path)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -114,6 +129,7 @@ class FeatureDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.datasets = datasets
+        self._shared = False
         self.batch_size, self.eval_batch_size, self.group_by_length = (
             batch_size,
             eval_batch_size,
@@ -125,6 +141,9 @@ class FeatureDataModule(L.LightningDataModule):
         # which dominated a step (5x slower with 2 threads on a busy 2-core machine).
         self._threads = torch.get_num_threads()
         torch.set_num_threads(1)
+        if distributed.ranks(self.trainer) and not self._shared:  # rank 0 built them, once
+            self.datasets = distributed.share_features(self.trainer.strategy, self.datasets)
+            self._shared = True
 
     def teardown(self, stage: str | None = None) -> None:
         torch.set_num_threads(getattr(self, "_threads", torch.get_num_threads()))
@@ -137,12 +156,15 @@ class FeatureDataModule(L.LightningDataModule):
             if self.group_by_length
             else None
         )
+        sampler = distributed.train_sampler(sampler, self.batch_size, self.trainer)
         return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, shuffle=sampler is None)
 
     def _eval(self, split: str) -> DataLoader:
         if split not in self.datasets:
             raise SftlabError(f"no {split} split: data.split gives it a fraction of 0")
-        return DataLoader(self.datasets[split], batch_size=self.eval_batch_size)
+        rows = self.datasets[split]
+        sampler = distributed.eval_sampler(rows, self.trainer)
+        return DataLoader(rows, batch_size=self.eval_batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval("validation")
@@ -190,8 +212,12 @@ def cache_features(
     precision: str = "32",
     max_memory_mb: float = 2048,
     store_dir: Path | None = None,
+    build: bool = True,
 ) -> tuple[CachedHead, FeatureDataModule]:
-    """Run the frozen body once over every split; return the head and batches of its inputs."""
+    """Run the frozen body once over every split; return the head and batches of its inputs.
+
+    ``build=False`` (DDP ranks other than 0): extract nothing; the FeatureDataModule receives rank
+    0's features when the trainer sets it up."""
     if any(
         p.requires_grad for n, p in model.named_parameters() if not _in(p, split_model(model)[1])
     ):
@@ -209,9 +235,19 @@ def cache_features(
     on_disk = store_dir is not None and rows * hidden * 4 / 2**20 > max_memory_mb
     datasets = {}
     for split, ds in datamodule.datasets.items():
+        if not build:
+            datasets[split] = FeatureDataset(None, ds.labels, ds.lengths)
+            continue
         store = store_dir / f"{split}.npy" if on_disk else None
-        feats = extract(body, ds, datamodule.collate, cfg.eval_batch_size, precision, store)
-        datasets[split] = FeatureDataset(feats, ds.labels, ds.lengths)
+        tmp = distributed.unique_tmp(store) if store else None
+        feats = extract(body, ds, datamodule.collate, cfg.eval_batch_size, precision, tmp)
+        if store:  # complete before it gets its name: no rank ever opens half a file
+            os.replace(tmp, store)
+        datasets[split] = FeatureDataset(feats, ds.labels, ds.lengths, store)
+    if not build:
+        return CachedHead(parts, head), FeatureDataModule(
+            datasets, cfg.batch_size, cfg.eval_batch_size, cfg.group_by_length
+        )
     log.info(
         "cached features of %d rows in %.1f s (%s)",
         rows,

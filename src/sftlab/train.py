@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab import loggers, strategies, tasks
+from sftlab import loggers, scale, strategies, tasks
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json, write_splits
@@ -49,30 +49,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     labels = datamodule.label_names
     model = load_model(model_cfg, labels, tokenizer)
+    model = scale.gradient_checkpointing(model, model_cfg.get("gradient_checkpointing", False))
     model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     trainable, total = strategies.count_parameters(model)
     log.info(strategies.describe(model))
-    trained = model  # what the Lightning module runs: the model, or its head on cached features
-    fit_data = datamodule  # its batches: token ids, or the cached features of the frozen body
-    if cfg.strategy.get("cache_features"):
-        trained, fit_data = cache_features(
-            model,
-            datamodule,
-            str(cfg.trainer.precision),
-            cfg.strategy.get("cache_max_memory_mb", 2048),
-            out / "features",
-        )
 
-    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
-    weights = cfg.get("loss", {}).get("class_weights")
-    if weights is not None and not data_cfg.is_classification:
-        raise SftlabError(
-            f"loss.class_weights is for single-label classification: unset it for data.task={data_cfg.task}"
-        )
-    weights = datamodule.class_weights(weights) if data_cfg.is_classification else None
-    module = tasks.build_module(
-        cfg, data_cfg, trained, labels, optimizer, class_weights=weights, layer_decay=layer_decay
-    )
     monitor, monitor_mode = tasks.monitor(data_cfg.task, cfg.monitor, cfg.monitor_mode)
     checkpoint = ModelCheckpoint(
         dirpath=out / "checkpoints",
@@ -86,10 +67,37 @@ def train(cfg: DictConfig) -> dict[str, float]:
     logger = loggers.make_logger(cfg.get("logger"), run_name=_run_name(), group=_sweep_name())
     bars, bar_args = progress(cfg.trainer.get("enable_progress_bar", True))
     callbacks = [checkpoint, *bars] + ([LearningRateMonitor("step")] if logger else [])
+    callbacks += scale.early_stopping(cfg, monitor, monitor_mode)
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
         callbacks.append(instantiate(cfg.strategy.callback))
+    # Made before the features: under DDP it knows this process's rank from the environment.
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **bar_args)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    trained = model  # what the Lightning module runs: the model, or its head on cached features
+    fit_data = datamodule  # its batches: token ids, or the cached features of the frozen body
+    if cfg.strategy.get("cache_features"):
+        trained, fit_data = cache_features(
+            model,
+            datamodule,
+            str(cfg.trainer.precision),
+            cfg.strategy.get("cache_max_memory_mb", 2048),
+            out / "features",
+            build=trainer.is_global_zero,  # the other ranks receive rank 0's in fit()
+        )
+    trained = scale.compiled(trained, model_cfg.get("compile", False))
+
+    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
+    weights = cfg.get("loss", {}).get("class_weights")
+    if weights is not None and not data_cfg.is_classification:
+        raise SftlabError(
+            f"loss.class_weights is for single-label classification: unset it for data.task={data_cfg.task}"
+        )
+    weights = datamodule.class_weights(weights) if data_cfg.is_classification else None
+    module = tasks.build_module(
+        cfg, data_cfg, trained, labels, optimizer, class_weights=weights, layer_decay=layer_decay
+    )
+    if trainer.is_global_zero:
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     loggers.log_config(logger, cfg)
 
     trainer.fit(module, datamodule=fit_data)
@@ -175,3 +183,4 @@ def check_config(cfg: DictConfig) -> None:
     """Fail early, in one line, on config values that would only break deep inside a run."""
     if cfg.monitor_mode not in {"min", "max"}:
         raise SftlabError(f"monitor_mode must be 'min' or 'max', got '{cfg.monitor_mode}'")
+    scale.check_strategy(cfg.trainer)

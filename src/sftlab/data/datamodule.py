@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from sftlab import distributed
 from sftlab.data import cache, imbalance, targets
 from sftlab.data.config import DataConfig
 from sftlab.data.encoded import EncodedDataset, flatten, gather
@@ -261,6 +262,8 @@ class TextClassificationDataModule(L.LightningDataModule):
             sampler = LengthGroupedSampler(cfg.batch_size, lengths=lengths)
         else:
             sampler = None
+        # Under DDP each rank takes whole batches of the grouped order (Lightning would shuffle it).
+        sampler = distributed.train_sampler(sampler, cfg.batch_size, self.trainer, self.seed)
         return DataLoader(
             ds,
             batch_size=cfg.batch_size,
@@ -276,9 +279,11 @@ class TextClassificationDataModule(L.LightningDataModule):
         ds = self.datasets[split]
         # Longest first, similar lengths together: the metrics do not depend on the order.
         order = sorted(range(len(ds)), key=ds.lengths.__getitem__, reverse=True)
+        rows = torch.utils.data.Subset(ds, order)
         return DataLoader(
-            torch.utils.data.Subset(ds, order),
+            rows,
             batch_size=self.config.eval_batch_size,
+            sampler=distributed.eval_sampler(rows, self.trainer),  # each row on one rank
             collate_fn=self.collate,
             num_workers=self.config.num_workers,
         )

@@ -19,6 +19,7 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
+from sftlab import distributed
 from sftlab.data.chat import (
     Messages,
     clean_messages,
@@ -294,8 +295,11 @@ class GenerationDataModule(L.LightningDataModule):
         if split not in self.datasets:
             raise SftlabError(f"no {split} split: data.split gives it a fraction of 0")
         size = self.config.batch_size if shuffle else self.config.eval_batch_size
+        rows = self.datasets[split]
+        # Evaluation under DDP: each row on one rank (a plain shuffle Lightning shards itself).
+        sampler = None if shuffle else distributed.eval_sampler(rows, self.trainer)
         return DataLoader(
-            self.datasets[split], batch_size=size, shuffle=shuffle,
+            rows, batch_size=size, shuffle=shuffle, sampler=sampler,
             collate_fn=collate(self.tokenizer.pad_token_id), num_workers=self.config.num_workers,
         )  # fmt: skip
 

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab import strategies
+from sftlab import scale, strategies
 from sftlab.data.config import DataConfig
 from sftlab.data.generation import GenerationDataModule, prompt_budget
 from sftlab.data.packing import check_packing
@@ -49,6 +49,7 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     check_decoder(model_cfg, data_cfg.task)  # before any download, conversion or tokenizing
     check_strategy(str(cfg.strategy.apply._target_).rsplit(".", 1)[-1])
+    scale.check_strategy(cfg.trainer)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -58,13 +59,14 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     datamodule = GenerationDataModule(data_cfg, tokenizer, seed=cfg.seed)
     datamodule.setup("fit")
     model = load_causal_lm(model_cfg, tokenizer)
+    model = scale.gradient_checkpointing(model, model_cfg.get("gradient_checkpointing", False))
     model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     if data_cfg.packing:  # before any training: the model must keep packed examples apart
         check_packing(model, datamodule.datasets["train"].rows)
     trainable, total = strategies.count_parameters(model)
     optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
     module = CausalLMModule(
-        model,
+        scale.compiled(model, model_cfg.get("compile", False)),
         optimizer,
         instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         layer_decay=layer_decay,
@@ -78,9 +80,11 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     # no_grad, not inference mode, for evaluation: the perplexity states that validate() before
     # fit() leaves behind must stay updatable inside fit's validation loop.
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=[checkpoint], logger=logger, inference_mode=False
-    )
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        cfg.trainer, callbacks=[checkpoint, *scale.early_stopping(cfg, "val/loss", "min")],
+        logger=logger, inference_mode=False,
+    )  # fmt: skip
+    if trainer.is_global_zero:
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     metrics: dict[str, Any] = {"trainable_params": trainable, "total_params": total}
     if has_val:  # the starting point: what fine-tuning is measured against
