@@ -93,6 +93,27 @@ def all_rows(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(gather_all_tensors(tensor.contiguous()))
 
 
+def average_grads(params: list[torch.Tensor]) -> None:
+    """Average the gradients of ``params`` over the ranks (for parameters DDP does not know:
+    those that started training after DDP wrapped the model)."""
+    import torch.distributed as dist
+
+    if not params or not (dist.is_available() and dist.is_initialized()):
+        return
+    missing = [p for p in params if p.grad is None]
+    for p in missing:  # the same list on every rank, or all_reduce would mismatch
+        p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for g, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+        g.copy_(part.view_as(g))
+    for p in missing:  # no rank had a gradient: the optimizer skips it, as in one process
+        if not p.grad.any():
+            p.grad = None
+
+
 def share_features(strategy: Any, datasets: dict[str, Any] | None) -> dict[str, Any]:
     """Rank 0's feature datasets on every rank: pickled over the process group when they are in
     memory, opened read-only from rank 0's ``.npy`` files when they were kept on disk."""

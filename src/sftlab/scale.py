@@ -24,9 +24,10 @@ def gradient_checkpointing(model: nn.Module, enabled: bool) -> nn.Module:
         return model
     for each in model.modules():  # the model itself, or the backbone inside a pooled head
         if getattr(each, "supports_gradient_checkpointing", False):
-            each.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
+            if hasattr(each, "activation_checkpointing_enable"):  # transformers 5's name
+                each.activation_checkpointing_enable({"use_reentrant": False})
+            else:
+                each.gradient_checkpointing_enable({"use_reentrant": False})
             log.info("gradient checkpointing on in %s", type(each).__name__)
             return model
     raise SftlabError(

@@ -55,10 +55,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             return self.frames
         cfg = self.config
         self._rows_key = cache.rows_key(cfg)
-        entry = self.cache.get(self._rows_key, "rows")
-        if entry is None:
-            entry = self._prepare_rows()
-            self.cache.put(self._rows_key, "rows", entry)
+        entry = self.cache.get_or_build(self._rows_key, "rows", self._prepare_rows)
         for message in entry["messages"]:
             log.warning(message)
         pool, wheres = entry["pool"], entry["wheres"]
@@ -224,10 +221,9 @@ class TextClassificationDataModule(L.LightningDataModule):
             if self._rows_key is None
             else cache.tokens_key(self._rows_key, self.tokenizer, self.config.max_length)
         )
-        encodings = self.cache.get(key, "tokens")
-        if encodings is None:
-            encodings = flatten(self.tokenize(self._pool))
-            self.cache.put(key, "tokens", encodings)
+        encodings = self.cache.get_or_build(
+            key, "tokens", lambda: flatten(self.tokenize(self._pool))
+        )
         for name, frame in self.frames.items():
             self.datasets[name] = EncodedDataset(
                 gather(encodings, frame["_pos"].to_numpy()), targets.values(frame, self.config.task)

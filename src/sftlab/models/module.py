@@ -12,11 +12,11 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 
 from sftlab.metrics import classification_metrics, confusion_matrix
+from sftlab.optim import OptimizerFromConfig
 
 # Logged metric values come from torchmetrics' compute(), which already reduced the states over
 # DDP ranks; Lightning's advice to add sync_dist would only average equal numbers again.
 warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test|train)/")
-from sftlab.optim import OptimizerFromConfig
 
 
 class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
