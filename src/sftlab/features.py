@@ -25,6 +25,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from sftlab import distributed
 from sftlab.errors import SftlabError
+from sftlab.hardware import autocast_dtype
 from sftlab.models.modeling_pooled import PooledForSequenceClassification
 
 log = logging.getLogger(__name__)
@@ -181,18 +182,24 @@ def extract(
     batch_size: int,
     precision: str = "32",
     store: Path | None = None,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
-    """(len(dataset), dim) features in dataset order; longest first in batches, for less padding."""
+    """(len(dataset), dim) features in dataset order; longest first in batches, for less padding.
+
+    The body runs on ``device`` under the run's autocast (``trainer.precision``, resolved);
+    the features come back to the CPU as fp32.
+    """
+    device = device or torch.device("cpu")
     lengths = dataset.lengths
     order = sorted(range(len(dataset)), key=lengths.__getitem__, reverse=True)
     out: torch.Tensor | None = None
-    use_bf16 = str(precision).startswith("bf16")
+    dtype = autocast_dtype(precision)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = collate([dataset[i] for i in idx])
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            feats = body(**inputs).float()
+        inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            feats = body(**inputs).float().cpu()
         if out is None:
             shape = (len(dataset), feats.shape[-1])
             if store is not None:
@@ -210,6 +217,7 @@ def cache_features(
     model: nn.Module,
     datamodule: Any,
     precision: str = "32",
+    device: torch.device | None = None,
     max_memory_mb: float = 2048,
     store_dir: Path | None = None,
     build: bool = True,
@@ -234,24 +242,34 @@ def cache_features(
     rows = sum(len(ds) for ds in datamodule.datasets.values())
     on_disk = store_dir is not None and rows * hidden * 4 / 2**20 > max_memory_mb
     datasets = {}
-    for split, ds in datamodule.datasets.items():
-        if not build:
-            datasets[split] = FeatureDataset(None, ds.labels, ds.lengths)
-            continue
-        store = store_dir / f"{split}.npy" if on_disk else None
-        tmp = distributed.unique_tmp(store) if store else None
-        feats = extract(body, ds, datamodule.collate, cfg.eval_batch_size, precision, tmp)
-        if store:  # complete before it gets its name: no rank ever opens half a file
-            os.replace(tmp, store)
-        datasets[split] = FeatureDataset(feats, ds.labels, ds.lengths, store)
-    if not build:
+    if not build:  # a DDP rank other than 0: rank 0's features arrive in setup()
+        datasets = {
+            split: FeatureDataset(None, ds.labels, ds.lengths)
+            for split, ds in datamodule.datasets.items()
+        }
         return CachedHead(parts, head), FeatureDataModule(
             datasets, cfg.batch_size, cfg.eval_batch_size, cfg.group_by_length
         )
+    device = device or torch.device("cpu")
+    model.to(device)
+    try:
+        for split, ds in datamodule.datasets.items():
+            store = store_dir / f"{split}.npy" if on_disk else None
+            tmp = distributed.unique_tmp(store) if store else None
+            feats = extract(
+                body, ds, datamodule.collate, cfg.eval_batch_size, precision, tmp, device
+            )
+            if store:  # complete before it gets its name: no rank ever opens half a file
+                os.replace(tmp, store)
+            datasets[split] = FeatureDataset(feats, ds.labels, ds.lengths, store)
+    finally:
+        model.to("cpu")  # the frozen body leaves the accelerator; Lightning moves the head
     log.info(
-        "cached features of %d rows in %.1f s (%s)",
+        "cached features of %d rows in %.1f s on %s, precision %s (%s)",
         rows,
         time.perf_counter() - started,
+        device,
+        precision,
         f"on disk in {store_dir}" if on_disk else "in memory",
     )
     return CachedHead(parts, head), FeatureDataModule(

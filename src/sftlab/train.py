@@ -11,14 +11,15 @@ import lightning.pytorch as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sftlab import loggers, scale, strategies, tasks
+from sftlab import hardware, loggers, scale, strategies, tasks
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json, write_splits
 from sftlab.features import cache_features
 from sftlab.model_card import model_card
+from sftlab.models import unpad
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.causal import resolved_model_cfg
 from sftlab.optim import optimizer_from_config
@@ -36,6 +37,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return train_generation(cfg)
     started = time.perf_counter()
     check_config(cfg)
+    hardware.resolve_trainer(cfg)  # trainer.precision: auto -> what this machine runs fast
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -53,6 +55,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     trainable, total = strategies.count_parameters(model)
     log.info(strategies.describe(model))
+    if data_cfg.unpad and not cfg.strategy.get("cache_features") and unpad.supports(model):
+        datamodule.train_collate = unpad.UnpaddedCollator(unpad.enable(model))
+        log.info("data.unpad: training batches are packed, pad tokens skip the dense layers")
 
     monitor, monitor_mode = tasks.monitor(data_cfg.task, cfg.monitor, cfg.monitor_mode)
     checkpoint = ModelCheckpoint(
@@ -80,6 +85,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             model,
             datamodule,
             str(cfg.trainer.precision),
+            hardware.device_of(cfg.trainer.get("accelerator", "auto")),
             cfg.strategy.get("cache_max_memory_mb", 2048),
             out / "features",
             build=trainer.is_global_zero,  # the other ranks receive rank 0's in fit()
@@ -96,6 +102,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = tasks.build_module(
         cfg, data_cfg, trained, labels, optimizer, class_weights=weights, layer_decay=layer_decay
     )
+    with open_dict(cfg):  # data.max_length=auto: record the number it resolved to
+        cfg.data.max_length = data_cfg.max_length
     if trainer.is_global_zero:
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     loggers.log_config(logger, cfg)
@@ -109,6 +117,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 1),
         "train_rows": len(datamodule.frames["train"]),
+        **hardware.run_facts(trainer),
     }
     best = checkpoint.best_model_score
     if best is not None:
@@ -125,6 +134,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         module.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
 
+    unpad.disable(model)  # the exported model, and W&B's sample predictions, use plain SDPA
     if trainer.is_global_zero:
         write_splits(datamodule.frames, out / "data", data_cfg.text_column, data_cfg.label_column)
         if cfg.get("export", True):

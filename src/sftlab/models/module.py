@@ -12,6 +12,7 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 
 from sftlab.metrics import classification_metrics, confusion_matrix
+from sftlab.models import unpad
 from sftlab.optim import OptimizerFromConfig
 
 # Logged metric values come from torchmetrics' compute(), which already reduced the states over
@@ -67,6 +68,8 @@ class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
         self.test_results: dict[str, Any] = {}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if unpad.is_unpadded(batch):  # a packed training batch (data.unpad)
+            return unpad.logits(self.model, batch)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return self.model(**inputs).logits
 
