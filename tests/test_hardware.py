@@ -61,6 +61,7 @@ def test_metrics_json_records_precision_and_device(tmp_path, monkeypatch, caplog
     assert saved["precision"] == "32-true"
     assert saved["accelerator"] == "cpu"
     assert saved["processes"] == 1
+    assert saved["train_samples_per_second"] > 0 and saved["train_tokens_per_second"] > 0
     assert hardware.cpu_name() in saved["device"] and "no native bf16" in saved["device"]
     assert "precision: 32-true" in (tmp_path / "config.yaml").read_text()
 

@@ -96,8 +96,10 @@ def device_of(accelerator: str) -> torch.device:
 def run_facts(trainer: Any) -> dict[str, Any]:
     """What a finished run actually used, for metrics.json."""
     root = trainer.strategy.root_device
+    extra = {}
     if root.type == "cuda":
         device = torch.cuda.get_device_name(root)
+        extra["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(root) / 2**30, 2)
     else:
         flags = "native bf16" if cpu_native_bf16() else "no native bf16"
         device = f"{cpu_name()} ({flags}, {torch.get_num_threads()} threads)"
@@ -106,4 +108,5 @@ def run_facts(trainer: Any) -> dict[str, Any]:
         "accelerator": root.type,
         "device": device,
         "processes": int(trainer.world_size),
+        **extra,
     }

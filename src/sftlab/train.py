@@ -25,6 +25,7 @@ from sftlab.models.causal import resolved_model_cfg
 from sftlab.optim import optimizer_from_config
 from sftlab.progress import progress
 from sftlab.report import print_metrics, write_report
+from sftlab.throughput import Throughput
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     logger = loggers.make_logger(cfg.get("logger"), run_name=_run_name(), group=_sweep_name())
     bars, bar_args = progress(cfg.trainer.get("enable_progress_bar", True))
-    callbacks = [checkpoint, *bars] + ([LearningRateMonitor("step")] if logger else [])
+    train_lengths = datamodule.datasets["train"].lengths
+    throughput = Throughput(sum(train_lengths) / max(1, len(train_lengths)))
+    callbacks = [checkpoint, throughput, *bars]
+    callbacks += [LearningRateMonitor("step")] if logger else []
     callbacks += scale.early_stopping(cfg, monitor, monitor_mode)
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
         callbacks.append(instantiate(cfg.strategy.callback))
@@ -117,6 +121,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 1),
         "train_rows": len(datamodule.frames["train"]),
+        **throughput.results(),
         **hardware.run_facts(trainer),
     }
     best = checkpoint.best_model_score
