@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sftlab import hardware, loggers, scale, strategies, tasks
+from sftlab.checkpoint_io import StreamingCheckpointIO
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json, write_splits
@@ -80,7 +81,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
         callbacks.append(instantiate(cfg.strategy.callback))
     # Made before the features: under DDP it knows this process's rank from the environment.
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **bar_args)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=logger,
+        plugins=[StreamingCheckpointIO()],
+        **bar_args,
+    )
 
     trained = model  # what the Lightning module runs: the model, or its head on cached features
     fit_data = datamodule  # its batches: token ids, or the cached features of the frozen body
