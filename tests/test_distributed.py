@@ -62,7 +62,10 @@ def test_per_rank_batches_keep_length_groups_on_every_rank():
 def test_lightning_keeps_the_datamodules_samplers(tmp_path):
     """With a 2-process DDP trainer attached, Lightning would replace a loader's sampler only
     when it is not a DistributedSampler: ours are, so they stay."""
-    cfg = compose_cfg([f"data.path={TINY_CSV}", "data=files", "model=tiny_bert"])
+    # Length-grouped training batches: random ones (the default) Lightning shards itself.
+    cfg = compose_cfg(
+        [f"data.path={TINY_CSV}", "data=files", "model=tiny_bert", "data.group_by_length=true"]
+    )
     from omegaconf import OmegaConf
 
     data_cfg = DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True))
