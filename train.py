@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 from sftlab.checks import resolve_metric
 from sftlab.cli import run_or_exit
+from sftlab.hydra_ddp import ddp_job
 from sftlab.sweep import objective, run_in_sweep
 from sftlab.train import train
 
@@ -16,7 +17,8 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     # In a multirun a failed job is logged and scored NaN; the sweep goes on.
     run = run_in_sweep if hydra_cfg.mode == RunMode.MULTIRUN else run_or_exit
-    metrics = run(train, cfg, hydra_cfg.runtime.output_dir)
+    with ddp_job():  # DDP children run this job, not the sweep (see sftlab.hydra_ddp)
+        metrics = run(train, cfg, hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return None  # a sweeper's objective: nothing reads it in a single run
     task = cfg.data.get("task", "classification")

@@ -19,6 +19,7 @@ from typing import Any, Literal, Union
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sftlab.data.config import DataConfig
+from sftlab import scale
 from sftlab.errors import SftlabError
 
 # Keys of a ``_target_`` node that sftlab reads itself (not passed to the target).
@@ -65,6 +66,7 @@ def check_config(cfg: DictConfig) -> None:
     for group in ("trainer", "optimizer", "scheduler"):
         if values.get(group):
             check_call(group, values[group])
+    scale.check_strategy(values.get("trainer") or {})  # e.g. deepspeed without its package
     data = check_data(values.get("data") or {})
     task = data.task
     check_metric("monitor", values.get("monitor"), task, data.labels)

@@ -9,6 +9,7 @@ equals running the frozen body every step with dropout off, up to float rounding
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sftlab.data.imbalance import train_sampler
 from sftlab.data.resumable import ResumableData
+from sftlab import distributed
 from sftlab.errors import SftlabError
 from sftlab.hardware import autocast_dtype
 from sftlab.models.modeling_pooled import PooledForSequenceClassification
@@ -94,8 +96,21 @@ class CachedHead(nn.Module):
 
 
 class FeatureDataset(Dataset):
-    def __init__(self, features: torch.Tensor, labels: list[int], lengths: list[int]):
+    """Features of one split; ``path``: the ``.npy`` file they live in (None: in memory).
+    ``features`` is None on the DDP ranks that wait for rank 0's (``sftlab.distributed``)."""
+
+    def __init__(
+        self,
+        features: torch.Tensor | None,
+        labels: list[int],
+        lengths: list[int],
+        path: Path | None = None,
+    ):
         self.features, self.labels, self.lengths = features, torch.tensor(labels), lengths
+        self.path = path
+
+    def without_features(self) -> FeatureDataset:
+        return FeatureDataset(None, self.labels.tolist(), self.lengths, self.path)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -112,12 +127,16 @@ class FeatureDataModule(ResumableData, L.LightningDataModule):
         self.datasets = datasets
         self.config = config  # the text DataModule's DataConfig: batch sizes, sampler, grouping
         self.seed = seed
+        self._shared = False
 
     def setup(self, stage: str | None = None) -> None:
         # The head's matmuls are tiny: one thread avoids the thread pool's per-op synchronisation,
         # which dominated a step (5x slower with 2 threads on a busy 2-core machine).
         self._threads = torch.get_num_threads()
         torch.set_num_threads(1)
+        if distributed.ranks(self.trainer) and not self._shared:  # rank 0 built them, once
+            self.datasets = distributed.share_features(self.trainer.strategy, self.datasets)
+            self._shared = True
 
     def teardown(self, stage: str | None = None) -> None:
         torch.set_num_threads(getattr(self, "_threads", torch.get_num_threads()))
@@ -126,6 +145,7 @@ class FeatureDataModule(ResumableData, L.LightningDataModule):
         ds, cfg = self.datasets["train"], self.config
         # The text DataModule's sampler over the same labels and lengths: the same batches.
         sampler = train_sampler(cfg, ds.labels.tolist(), ds.lengths, self.seed)
+        sampler = distributed.train_sampler(sampler, cfg.batch_size, self.trainer, self.seed)
         return self.train_loader(
             ds, batch_size=cfg.batch_size, sampler=sampler, shuffle=sampler is None
         )
@@ -133,7 +153,9 @@ class FeatureDataModule(ResumableData, L.LightningDataModule):
     def _eval(self, split: str) -> DataLoader:
         if split not in self.datasets:
             raise SftlabError(f"no {split} split: data.split gives it a fraction of 0")
-        return DataLoader(self.datasets[split], batch_size=self.config.eval_batch_size)
+        rows = self.datasets[split]
+        sampler = distributed.eval_sampler(rows, self.trainer)
+        return DataLoader(rows, batch_size=self.config.eval_batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval("validation")
@@ -188,8 +210,12 @@ def cache_features(
     device: torch.device | None = None,
     max_memory_mb: float = 2048,
     store_dir: Path | None = None,
+    build: bool = True,
 ) -> tuple[CachedHead, FeatureDataModule]:
-    """Run the frozen body once over every split; return the head and batches of its inputs."""
+    """Run the frozen body once over every split; return the head and batches of its inputs.
+
+    ``build=False`` (DDP ranks other than 0): extract nothing; the FeatureDataModule receives rank
+    0's features when the trainer sets it up."""
     if any(
         p.requires_grad for n, p in model.named_parameters() if not _in(p, split_model(model)[1])
     ):
@@ -206,15 +232,24 @@ def cache_features(
     rows = sum(len(ds) for ds in datamodule.datasets.values())
     on_disk = store_dir is not None and rows * hidden * 4 / 2**20 > max_memory_mb
     datasets = {}
+    if not build:  # a DDP rank other than 0: rank 0's features arrive in setup()
+        datasets = {
+            split: FeatureDataset(None, ds.labels, ds.lengths)
+            for split, ds in datamodule.datasets.items()
+        }
+        return CachedHead(parts, head), FeatureDataModule(datasets, cfg, datamodule.seed)
     device = device or torch.device("cpu")
     model.to(device)
     try:
         for split, ds in datamodule.datasets.items():
             store = store_dir / f"{split}.npy" if on_disk else None
+            tmp = distributed.unique_tmp(store) if store else None
             feats = extract(
-                body, ds, datamodule.collate, cfg.eval_batch_size, precision, store, device
+                body, ds, datamodule.collate, cfg.eval_batch_size, precision, tmp, device
             )
-            datasets[split] = FeatureDataset(feats, ds.labels, ds.lengths)
+            if store:  # complete before it gets its name: no rank ever opens half a file
+                os.replace(tmp, store)
+            datasets[split] = FeatureDataset(feats, ds.labels, ds.lengths, store)
     finally:
         model.to("cpu")  # the frozen body leaves the accelerator; Lightning moves the head
     log.info(

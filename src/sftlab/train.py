@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sftlab import hardware, lifecycle, loggers, resume, strategies, tasks
+from sftlab import hardware, lifecycle, loggers, resume, scale, strategies, tasks
 from sftlab.checkpoint_io import StreamingCheckpointIO
 from sftlab.checks import check_config, check_metric
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
@@ -58,12 +58,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for key in ("monitor", "optimized_metric"):  # per-class names, now that the labels are known
         check_metric(key, cfg.get(key), data_cfg.task, labels, final=key == "optimized_metric")
     model = load_model(model_cfg, labels, tokenizer)
+    model = scale.gradient_checkpointing(model, model_cfg.get("gradient_checkpointing", False))
     model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     trainable, total = strategies.count_parameters(model)
     log.info(strategies.describe(model))
-    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
-    weights = cfg.get("loss", {}).get("class_weights")
-    weights = datamodule.class_weights(weights) if data_cfg.is_classification else None
     out.mkdir(parents=True, exist_ok=True)
     if data_cfg.unpad and not cfg.strategy.get("cache_features"):
         if unpad.supports(model):
@@ -74,21 +72,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 "data.unpad: %s trains on padded batches (unpadding covers BERT, RoBERTa and "
                 "XLM-R bodies)", type(model).__name__,
             )  # fmt: skip
-    trained = model  # what the Lightning module runs: the model, or its head on cached features
-    fit_data = datamodule  # its batches: token ids, or the cached features of the frozen body
-    if cfg.strategy.get("cache_features"):
-        trained, fit_data = cache_features(
-            model,
-            datamodule,
-            str(cfg.trainer.precision),
-            hardware.device_of(cfg.trainer.get("accelerator", "auto")),
-            cfg.strategy.get("cache_max_memory_mb", 2048),
-            out / "features",
-        )
-
-    module = tasks.build_module(
-        cfg, data_cfg, trained, labels, optimizer, class_weights=weights, layer_decay=layer_decay
-    )
     monitor, monitor_mode = tasks.monitor(data_cfg.task, cfg.monitor, cfg.monitor_mode)
     checkpoint, checkpoints = resume.checkpoint_callbacks(
         out, monitor, monitor_mode, cfg.get("checkpoint", {}).get("every_n_steps")
@@ -101,8 +84,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     throughput = Throughput(sum(train_lengths) / max(1, len(train_lengths)))
     callbacks = [*checkpoints, lifecycle.stop_callback(out), throughput, *bars]
     callbacks += [LearningRateMonitor("step")] if logger else []
+    callbacks += scale.early_stopping(cfg, monitor, monitor_mode)
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
         callbacks.append(instantiate(cfg.strategy.callback))
+    # Made before the features: under DDP it knows this process's rank from the environment.
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -110,10 +95,32 @@ def train(cfg: DictConfig) -> dict[str, float]:
         plugins=[StreamingCheckpointIO()],
         **bar_args,
     )
+
+    trained = model  # what the Lightning module runs: the model, or its head on cached features
+    fit_data = datamodule  # its batches: token ids, or the cached features of the frozen body
+    if cfg.strategy.get("cache_features"):
+        trained, fit_data = cache_features(
+            model,
+            datamodule,
+            str(cfg.trainer.precision),
+            hardware.device_of(cfg.trainer.get("accelerator", "auto")),
+            cfg.strategy.get("cache_max_memory_mb", 2048),
+            out / "features",
+            build=trainer.is_global_zero,  # the other ranks receive rank 0's in fit()
+        )
+    trained = scale.compiled(trained, model_cfg.get("compile", False))
+
+    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
+    weights = cfg.get("loss", {}).get("class_weights")
+    weights = datamodule.class_weights(weights) if data_cfg.is_classification else None
+    module = tasks.build_module(
+        cfg, data_cfg, trained, labels, optimizer, class_weights=weights, layer_decay=layer_decay
+    )
     with open_dict(cfg):  # data.max_length=auto: record the number it resolved to
         cfg.data.max_length = data_cfg.max_length
     run.state["labels"] = labels
-    lifecycle.write_config(run)
+    if trainer.is_global_zero:
+        lifecycle.write_config(run)
     loggers.log_config(logger, cfg)
 
     lifecycle.fit(trainer, module, fit_data, run)

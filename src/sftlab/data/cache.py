@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from transformers import PreTrainedTokenizerBase
 
 from sftlab.data.config import DataConfig
 from sftlab.data.packaged import PACKAGED
+from sftlab.distributed import build_once
 from sftlab.paths import resolve
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,26 @@ class DiskCache:
             log.warning("ignoring unreadable cache entry %s (%s)", path, type(e).__name__)
             return None
         log.info("data: %s from cache %s", kind, path)
+        return value
+
+    def get_or_build(self, key: str | None, kind: str, build: Callable[[], Any]) -> Any:
+        """The entry, built by ``build()`` and stored when missing. Processes that share the
+        cache (DDP ranks, parallel sweep jobs) build it once: the first takes a file lock, the
+        others wait on it and then read what it stored."""
+        value = self.get(key, kind)
+        if value is not None or self.root is None or key is None:
+            return build() if value is None else value
+        lock = self.root / f"{key}.{kind}.lock"
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            lock.touch()
+        except OSError:  # a read-only cache dir: build here, as without a cache
+            return build()
+        with build_once(lock):
+            value = self.get(key, kind)  # built by another process while this one waited
+            if value is None:
+                value = build()
+                self.put(key, kind, value)
         return value
 
     def put(self, key: str | None, kind: str, value: Any) -> None:

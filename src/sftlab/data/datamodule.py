@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from sftlab import distributed
 from sftlab.data import cache, imbalance, targets
 from sftlab.data.config import AUTO, AUTO_CAP, AUTO_COVERAGE, DataConfig
 from sftlab.data.encoded import EncodedDataset, flatten, gather
@@ -60,10 +61,7 @@ class TextClassificationDataModule(ResumableData, L.LightningDataModule):
             return self.frames
         cfg = self.config
         self._rows_key = cache.rows_key(cfg)
-        entry = self.cache.get(self._rows_key, "rows")
-        if entry is None:
-            entry = self._prepare_rows()
-            self.cache.put(self._rows_key, "rows", entry)
+        entry = self.cache.get_or_build(self._rows_key, "rows", self._prepare_rows)
         for message in entry["messages"]:
             log.warning(message)
         pool, wheres = entry["pool"], entry["wheres"]
@@ -266,10 +264,9 @@ class TextClassificationDataModule(ResumableData, L.LightningDataModule):
             if self._rows_key is None
             else cache.tokens_key(self._rows_key, self.tokenizer, self.config.max_length)
         )
-        encodings = self.cache.get(key, "tokens")
-        if encodings is None:
-            encodings = flatten(self.tokenize(self._pool))
-            self.cache.put(key, "tokens", encodings)
+        encodings = self.cache.get_or_build(
+            key, "tokens", lambda: flatten(self.tokenize(self._pool))
+        )
         for name, frame in self.frames.items():
             self.datasets[name] = EncodedDataset(
                 gather(encodings, frame["_pos"].to_numpy()), targets.values(frame, self.config.task)
@@ -316,6 +313,8 @@ class TextClassificationDataModule(ResumableData, L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         ds, cfg = self.datasets["train"], self.config
         sampler = imbalance.train_sampler(cfg, ds.labels, ds.lengths, self.seed)
+        # Under DDP each rank takes whole batches of that order (Lightning would reshuffle it).
+        sampler = distributed.train_sampler(sampler, cfg.batch_size, self.trainer, self.seed)
         return self.train_loader(
             ds,
             batch_size=cfg.batch_size,
@@ -331,9 +330,11 @@ class TextClassificationDataModule(ResumableData, L.LightningDataModule):
         ds = self.datasets[split]
         # Longest first, similar lengths together: the metrics do not depend on the order.
         order = sorted(range(len(ds)), key=ds.lengths.__getitem__, reverse=True)
+        rows = torch.utils.data.Subset(ds, order)
         return DataLoader(
-            torch.utils.data.Subset(ds, order),
+            rows,
             batch_size=self.config.eval_batch_size,
+            sampler=distributed.eval_sampler(rows, self.trainer),  # each row on one rank
             collate_fn=self.collate,
             num_workers=self.config.num_workers,
         )

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from sftlab import distributed
 from sftlab.data.chat import (
     Messages,
     clean_messages,
@@ -298,8 +299,11 @@ class GenerationDataModule(ResumableData, L.LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
             raise SftlabError(f"no {split} split: data.split gives it a fraction of 0")
+        rows = self.datasets[split]
+        # Evaluation under DDP: each row on exactly one rank (no padding by repeated rows).
         return DataLoader(
-            self.datasets[split], batch_size=self.config.eval_batch_size,
+            rows, batch_size=self.config.eval_batch_size,
+            sampler=distributed.eval_sampler(rows, self.trainer),
             collate_fn=collate(self.tokenizer.pad_token_id), num_workers=self.config.num_workers,
         )  # fmt: skip
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from sftlab.distributed import build_once
 from sftlab.errors import SftlabError
-from sftlab.files import atomic_dir, commit_dir
+from sftlab.files import commit_dir
 from sftlab.paths import resolve
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,13 @@ def gguf_folder(gguf: str, cache_dir: str | None) -> Path:
     if (target / "config.json").is_file():
         log.info("model: converted GGUF from cache %s", target)
         return target
+    with build_once(root / f"{target.name}.lock"):  # one process converts, the others wait
+        if not (target / "config.json").is_file():
+            _convert(path, target)
+    return target
+
+
+def _convert(path: Path, target: Path) -> None:
     try:
         import gguf  # noqa: F401 - transformers needs it to read the file
     except ImportError:
@@ -73,11 +83,11 @@ def gguf_folder(gguf: str, cache_dir: str | None) -> Path:
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict(), strict=True)
-    tmp = atomic_dir(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # unique per process
+    shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     commit_dir(tmp, target)
-    return target
 
 
 def resolved_model_cfg(model_cfg: dict[str, Any]) -> dict[str, Any]:

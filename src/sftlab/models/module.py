@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as L
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 
 from sftlab.metrics import classification_metrics, confusion_matrix
 from sftlab.models import unpad
 from sftlab.optim import OptimizerFromConfig
+
+# Logged metric values come from torchmetrics' compute(), which already reduced the states over
+# DDP ranks; Lightning's advice to add sync_dist would only average equal numbers again.
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test|train)/")
 
 
 class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
@@ -57,6 +62,9 @@ class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.test_confusion = confusion_matrix(self.label_names) if single_label else None
+        # Evaluation losses as metrics: sum and count are summed over DDP ranks, so val/loss is
+        # the mean over every row, however unevenly the rows fall on the ranks.
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.test_results: dict[str, Any] = {}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -78,15 +86,17 @@ class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
         return loss
 
     def log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
-        """``stage/loss``: per step while training, averaged over the epoch everywhere."""
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=batch_size,
-        )
+        """``stage/loss``: per step while training, averaged over the epoch everywhere (and over
+        DDP ranks: early stopping and checkpoints may monitor it)."""
+        if stage == "train":
+            self.log(
+                "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
+                batch_size=batch_size, sync_dist=True,
+            )  # fmt: skip
+            return
+        mean = getattr(self, f"{stage}_loss")
+        mean.update(loss.detach(), weight=batch_size)
+        self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")

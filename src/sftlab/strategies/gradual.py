@@ -17,6 +17,7 @@ import math
 import lightning.pytorch as L
 from torch import nn
 
+from sftlab import distributed
 from sftlab.errors import SftlabError
 from sftlab.strategies.layers import depth_from_top, find_layers, is_head
 
@@ -67,6 +68,21 @@ class GradualUnfreezing(L.Callback):
         self.every_n_epochs = check_every(every_n_epochs)
         self.unfrozen = -1
         self.units: int | None = None  # blocks + embeddings, found once at the first call
+        self.synced: set[int] = set()  # ids of the parameters DDP averages itself
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # DDP averages the gradients of the parameters that trained when it wrapped the model;
+        # the blocks opened later are averaged here (see on_before_optimizer_step).
+        self.synced = {id(p) for p in pl_module.parameters() if p.requires_grad}
+
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer
+    ) -> None:
+        if trainer.world_size > 1:
+            opened = [
+                p for p in pl_module.parameters() if p.requires_grad and id(p) not in self.synced
+            ]
+            distributed.average_grads(opened)
 
     def units_open(self, epoch: int, batch_idx: int = 0, batches_per_epoch: float = 1) -> int:
         done = epoch + batch_idx / max(batches_per_epoch, 1)

@@ -10,7 +10,7 @@ import lightning.pytorch as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab import hardware, lifecycle, resume, strategies
+from sftlab import hardware, lifecycle, resume, scale, strategies
 from sftlab.checkpoint_io import StreamingCheckpointIO
 from sftlab.data.config import DataConfig
 from sftlab.data.generation import GenerationDataModule, prompt_budget
@@ -50,6 +50,7 @@ def train_generation(cfg: DictConfig, run: resume.RunPlan | None = None) -> dict
     check_strategy(str(cfg.strategy.apply._target_).rsplit(".", 1)[-1])
     run = run or resume.plan(cfg)
     out = run.out
+    scale.check_strategy(cfg.trainer)
     hardware.resolve_trainer(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -58,13 +59,14 @@ def train_generation(cfg: DictConfig, run: resume.RunPlan | None = None) -> dict
     datamodule = GenerationDataModule(data_cfg, tokenizer, seed=cfg.seed)
     datamodule.setup("fit")
     model = load_causal_lm(model_cfg, tokenizer)
+    model = scale.gradient_checkpointing(model, model_cfg.get("gradient_checkpointing", False))
     model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     if data_cfg.packing:  # before any training: the model must keep packed examples apart
         check_packing(model, datamodule.datasets["train"].rows)
     trainable, total = strategies.count_parameters(model)
     optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
     module = CausalLMModule(
-        model,
+        scale.compiled(model, model_cfg.get("compile", False)),
         optimizer,
         instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         layer_decay=layer_decay,
@@ -78,13 +80,18 @@ def train_generation(cfg: DictConfig, run: resume.RunPlan | None = None) -> dict
     # fit() leaves behind must stay updatable inside fit's validation loop.
     trainer: L.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[*checkpoints, lifecycle.stop_callback(out)],
+        callbacks=[
+            *checkpoints,
+            lifecycle.stop_callback(out),
+            *scale.early_stopping(cfg, "val/loss", "min"),
+        ],
         logger=logger,
         inference_mode=False,
         plugins=[StreamingCheckpointIO()],
     )
-    out.mkdir(parents=True, exist_ok=True)
-    lifecycle.write_config(run)
+    if trainer.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        lifecycle.write_config(run)
 
     metrics: dict[str, Any] = {"trainable_params": trainable, "total_params": total}
     if has_val:  # the starting point: what fine-tuning is measured against

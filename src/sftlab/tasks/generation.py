@@ -53,6 +53,7 @@ class CausalLMModule(OptimizerFromConfig, L.LightningModule):
             on_epoch=True,
             prog_bar=True,
             batch_size=n,
+            sync_dist=True,  # averaged over DDP ranks too
         )
         if stage != "train":  # token-weighted over the epoch: exp(mean NLL of every response token)
             metric = getattr(self, f"{stage}_perplexity")

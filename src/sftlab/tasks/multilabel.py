@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sftlab import distributed
 from sftlab.metrics import multilabel_metrics
 from sftlab.models.module import SequenceClassifier
 
@@ -81,7 +82,9 @@ class MultiLabelClassifier(SequenceClassifier):
         probs, targets = torch.cat(self._val_probs), torch.cat(self._val_targets)
         self._val_probs, self._val_targets = [], []
         if self.tune and not self.trainer.sanity_checking:
-            self.threshold.fill_(best_threshold(probs.cpu(), targets.cpu()))
+            # Tuned on every rank's rows (the same value on each); the metrics sync themselves.
+            everyone = distributed.all_rows(probs), distributed.all_rows(targets)
+            self.threshold.fill_(best_threshold(everyone[0].cpu(), everyone[1].cpu()))
         self.val_metrics.update((probs >= self.threshold).int(), targets)
         self._log_collection(self.val_metrics, prog_bar=("val/f1_micro", "val/f1_macro"))
         self.log("val/threshold", self.threshold)
