@@ -18,8 +18,8 @@ from typing import Any, Literal, Union
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from sftlab.data.config import DataConfig
 from sftlab import scale
+from sftlab.data.config import DataConfig
 from sftlab.errors import SftlabError
 
 # Keys of a ``_target_`` node that sftlab reads itself (not passed to the target).

@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from sftlab import distributed
 from sftlab.data.imbalance import train_sampler
 from sftlab.data.resumable import ResumableData
-from sftlab import distributed
 from sftlab.errors import SftlabError
 from sftlab.hardware import autocast_dtype
 from sftlab.models.modeling_pooled import PooledForSequenceClassification
