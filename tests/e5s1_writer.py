@@ -85,7 +85,9 @@ def write_e5s1(
             tensors[f"l{i}.{ln}.w"] = 1 + normal(hidden)
             tensors[f"l{i}.{ln}.b"] = normal(hidden)
 
-    head = b"E5S1" + struct.pack("<I7ifi", 1, hidden, layers, heads, ffn, vocab, max_positions, 2, 1e-12, QK)
+    head = b"E5S1" + struct.pack(
+        "<I7ifi", 1, hidden, layers, heads, ffn, vocab, max_positions, 2, 1e-12, QK
+    )
     blob = b"".join(p.encode() for p in pieces)
     offsets = np.cumsum([0] + [len(p.encode()) for p in pieces]).astype("<u4")
     vocab_part = struct.pack("<5iQ", len(pieces), 0, 2, 1, 3, len(blob))
@@ -97,7 +99,9 @@ def write_e5s1(
     norm_part = struct.pack("<iI", len(NORMALIZATION), len(norm)) + norm
 
     # As in the packaged file: word embeddings and linear weights 4-bit, the rest fp32.
-    quantized = {n for n, v in tensors.items() if n == "emb.word" or (n.endswith(".w") and v.ndim == 2)}
+    quantized = {
+        n for n, v in tensors.items() if n == "emb.word" or (n.endswith(".w") and v.ndim == 2)
+    }
     payloads = {
         n: quantize_q4_0(v) if n in quantized else v.astype("<f4").tobytes()
         for n, v in tensors.items()

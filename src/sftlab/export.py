@@ -43,9 +43,11 @@ def export_model(
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     if extra:
-        (tmp / "sftlab.json").write_text(json.dumps(extra, indent=2, default=str))
+        (tmp / "sftlab.json").write_text(
+            json.dumps(extra, indent=2, default=str, ensure_ascii=False), encoding="utf-8"
+        )
     if card:
-        (tmp / "README.md").write_text(card)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
     commit_dir(tmp, target)
     return target
 
@@ -53,7 +55,7 @@ def export_model(
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON through a temp file so a crash never leaves half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False), encoding="utf-8")
     tmp.replace(path)
 
 

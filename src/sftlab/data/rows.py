@@ -63,7 +63,7 @@ def prepare(split: SplitRows, cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]
             )
             df.loc[long, col] = df.loc[long, col].str.slice(0, cfg.max_chars)
         if cfg.cleaning:
-            df[col] = clean_texts(df[col].tolist(), cfg.cleaning)
+            df[col] = clean_texts(df[col].tolist(), cfg.cleaning, rows=df["_row"].tolist())
 
     df = _drop_bad(df, text_cols, cfg, where, messages)
     if cfg.drop_duplicates:

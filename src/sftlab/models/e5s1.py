@@ -121,9 +121,13 @@ class E5S1:
         """A tensor as float32 in its PyTorch shape (Q4_0 ones dequantized)."""
         entry = self.tensors.get(name)
         if entry is None:
-            raise SftlabError(f"{self.path}: tensor '{name}' is missing: the file is not a complete E5S1 model")
+            raise SftlabError(
+                f"{self.path}: tensor '{name}' is missing: the file is not a complete E5S1 model"
+            )
         if entry.offset + entry.nbytes > len(self.data):
-            raise SftlabError(f"{self.path}: tensor '{name}' runs past the end of the file (truncated download?)")
+            raise SftlabError(
+                f"{self.path}: tensor '{name}' runs past the end of the file (truncated download?)"
+            )
         raw = self.data[entry.offset : entry.offset + entry.nbytes]
         shape = self.shape(name)
         if int(np.prod(shape)) != entry.count:

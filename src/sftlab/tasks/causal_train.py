@@ -80,7 +80,7 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=[checkpoint], logger=logger, inference_mode=False
     )
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
 
     metrics: dict[str, Any] = {"trainable_params": trainable, "total_params": total}
     if has_val:  # the starting point: what fine-tuning is measured against
