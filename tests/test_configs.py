@@ -6,6 +6,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from sftlab import hardware
 from sftlab.data.datamodule import DataConfig
 from sftlab.loggers import make_logger
 from sftlab.models.backbone import load_model, load_tokenizer
@@ -57,6 +58,7 @@ def test_trainer_instantiates(name, tmp_path):
     cfg = compose_cfg([f"trainer={name}", f"output_dir={tmp_path}"])
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         pytest.skip("no GPU here; composed only")
+    hardware.resolve_trainer(cfg)  # trainer.precision: auto, as train() resolves it
     trainer = instantiate(cfg.trainer, logger=False, enable_progress_bar=False)
     assert trainer.max_epochs == cfg.trainer.max_epochs
 

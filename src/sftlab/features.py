@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from sftlab.errors import SftlabError
+from sftlab.hardware import autocast_dtype
 from sftlab.models.modeling_pooled import PooledForSequenceClassification
 
 log = logging.getLogger(__name__)
@@ -159,18 +160,24 @@ def extract(
     batch_size: int,
     precision: str = "32",
     store: Path | None = None,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
-    """(len(dataset), dim) features in dataset order; longest first in batches, for less padding."""
+    """(len(dataset), dim) features in dataset order; longest first in batches, for less padding.
+
+    The body runs on ``device`` under the run's autocast (``trainer.precision``, resolved);
+    the features come back to the CPU as fp32.
+    """
+    device = device or torch.device("cpu")
     lengths = dataset.lengths
     order = sorted(range(len(dataset)), key=lengths.__getitem__, reverse=True)
     out: torch.Tensor | None = None
-    use_bf16 = str(precision).startswith("bf16")
+    dtype = autocast_dtype(precision)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = collate([dataset[i] for i in idx])
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            feats = body(**inputs).float()
+        inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            feats = body(**inputs).float().cpu()
         if out is None:
             shape = (len(dataset), feats.shape[-1])
             if store is not None:
@@ -188,6 +195,7 @@ def cache_features(
     model: nn.Module,
     datamodule: Any,
     precision: str = "32",
+    device: torch.device | None = None,
     max_memory_mb: float = 2048,
     store_dir: Path | None = None,
 ) -> tuple[CachedHead, FeatureDataModule]:
@@ -208,14 +216,23 @@ def cache_features(
     rows = sum(len(ds) for ds in datamodule.datasets.values())
     on_disk = store_dir is not None and rows * hidden * 4 / 2**20 > max_memory_mb
     datasets = {}
-    for split, ds in datamodule.datasets.items():
-        store = store_dir / f"{split}.npy" if on_disk else None
-        feats = extract(body, ds, datamodule.collate, cfg.eval_batch_size, precision, store)
-        datasets[split] = FeatureDataset(feats, ds.labels, ds.lengths)
+    device = device or torch.device("cpu")
+    model.to(device)
+    try:
+        for split, ds in datamodule.datasets.items():
+            store = store_dir / f"{split}.npy" if on_disk else None
+            feats = extract(
+                body, ds, datamodule.collate, cfg.eval_batch_size, precision, store, device
+            )
+            datasets[split] = FeatureDataset(feats, ds.labels, ds.lengths)
+    finally:
+        model.to("cpu")  # the frozen body leaves the accelerator; Lightning moves the head
     log.info(
-        "cached features of %d rows in %.1f s (%s)",
+        "cached features of %d rows in %.1f s on %s, precision %s (%s)",
         rows,
         time.perf_counter() - started,
+        device,
+        precision,
         f"on disk in {store_dir}" if on_disk else "in memory",
     )
     return CachedHead(parts, head), FeatureDataModule(

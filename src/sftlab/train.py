@@ -11,19 +11,21 @@ import lightning.pytorch as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sftlab import loggers, strategies, tasks
+from sftlab import hardware, loggers, strategies, tasks
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json, write_splits
 from sftlab.features import cache_features
 from sftlab.model_card import model_card
+from sftlab.models import unpad
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.causal import resolved_model_cfg
 from sftlab.optim import optimizer_from_config
 from sftlab.progress import progress
 from sftlab.report import print_metrics, write_report
+from sftlab.throughput import Throughput
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return train_generation(cfg)
     started = time.perf_counter()
     check_config(cfg)
+    hardware.resolve_trainer(cfg)  # trainer.precision: auto -> what this machine runs fast
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -52,6 +55,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     trainable, total = strategies.count_parameters(model)
     log.info(strategies.describe(model))
+    if data_cfg.unpad and not cfg.strategy.get("cache_features") and unpad.supports(model):
+        datamodule.train_collate = unpad.UnpaddedCollator(unpad.enable(model))
+        log.info("data.unpad: training batches are packed, pad tokens skip the dense layers")
     trained = model  # what the Lightning module runs: the model, or its head on cached features
     fit_data = datamodule  # its batches: token ids, or the cached features of the frozen body
     if cfg.strategy.get("cache_features"):
@@ -59,6 +65,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             model,
             datamodule,
             str(cfg.trainer.precision),
+            hardware.device_of(cfg.trainer.get("accelerator", "auto")),
             cfg.strategy.get("cache_max_memory_mb", 2048),
             out / "features",
         )
@@ -85,10 +92,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     logger = loggers.make_logger(cfg.get("logger"), run_name=_run_name(), group=_sweep_name())
     bars, bar_args = progress(cfg.trainer.get("enable_progress_bar", True))
-    callbacks = [checkpoint, *bars] + ([LearningRateMonitor("step")] if logger else [])
+    train_lengths = datamodule.datasets["train"].lengths
+    throughput = Throughput(sum(train_lengths) / max(1, len(train_lengths)))
+    callbacks = [checkpoint, throughput, *bars]
+    callbacks += [LearningRateMonitor("step")] if logger else []
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
         callbacks.append(instantiate(cfg.strategy.callback))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **bar_args)
+    with open_dict(cfg):  # data.max_length=auto: record the number it resolved to
+        cfg.data.max_length = data_cfg.max_length
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
     loggers.log_config(logger, cfg)
 
@@ -101,6 +113,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 1),
         "train_rows": len(datamodule.frames["train"]),
+        **throughput.results(),
+        **hardware.run_facts(trainer),
     }
     best = checkpoint.best_model_score
     if best is not None:
@@ -117,6 +131,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         module.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
 
+    unpad.disable(model)  # the exported model, and W&B's sample predictions, use plain SDPA
     if trainer.is_global_zero:
         write_splits(datamodule.frames, out / "data", data_cfg.text_column, data_cfg.label_column)
         if cfg.get("export", True):

@@ -12,6 +12,9 @@ from sftlab.errors import SftlabError
 
 TASKS = ("classification", "multilabel", "regression", "generation")
 SOURCES_HELP = "'files', 'hub' or a packaged set"
+AUTO = "auto"
+AUTO_COVERAGE = 0.95  # data.max_length=auto covers this fraction of the training texts whole
+AUTO_CAP = 512  # ... and never exceeds this, nor the tokenizer's own limit
 
 
 @dataclass
@@ -46,12 +49,21 @@ class DataConfig:
     """Drop exact duplicate texts (after cleaning) within a split, keeping the first."""
     on_bad_rows: str = "drop"
     """``drop`` rows with an empty text or label (with a warning), or ``error``."""
-    max_length: int = 128
+    max_length: int | str = 128
+    """Tokens per text (longer ones are truncated), or ``auto``: the length that covers
+    ``AUTO_COVERAGE`` of the training texts, capped at the tokenizer's limit (resolved and
+    logged by the DataModule, which then holds the number)."""
     max_chars: int | None = None
     """Texts longer than this are cut before tokenizing; null = 32 characters per token."""
     batch_size: int = 32
     eval_batch_size: int = 128
-    group_by_length: bool = True
+    group_by_length: bool = False
+    """Batches of similar lengths (Hugging Face's LengthGroupedSampler: less padding). Off by
+    default: where length tracks the label, such batches are nearly single-class and cost
+    accuracy. ``unpad`` saves the padding without changing the batches."""
+    unpad: bool = True
+    """Pack each training batch into one row of real tokens so that pad tokens never reach a
+    dense layer (BERT / RoBERTa / XLM-R bodies; other models pad as usual)."""
     sampler: str | None = None
     """null = uniform shuffling; ``balanced`` = oversample rare labels (weighted sampler)."""
     num_workers: int = 0
@@ -108,8 +120,13 @@ class DataConfig:
             raise SftlabError(
                 f"data.train_size must be a count >= 1 or a fraction in (0, 1], got {self.train_size}"
             )
-        if self.max_length < 2:
-            raise SftlabError(f"data.max_length must be >= 2, got {self.max_length}")
+        if self.max_length != AUTO and (
+            not isinstance(self.max_length, int) or isinstance(self.max_length, bool)
+            or self.max_length < 2
+        ):  # fmt: skip
+            raise SftlabError(
+                f"data.max_length must be a number of tokens >= 2 or 'auto', got {self.max_length!r}"
+            )
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise SftlabError("data.batch_size and data.eval_batch_size must be >= 1")
         if self.on_bad_rows not in {"drop", "error"}:
@@ -120,7 +137,7 @@ class DataConfig:
             raise SftlabError(f"data.sampler must be null or 'balanced', got '{self.sampler}'")
         check_task(self)
         if self.max_chars is None:
-            self.max_chars = 32 * self.max_length
+            self.max_chars = 32 * (AUTO_CAP if self.max_length == AUTO else self.max_length)
         self.cleaning = list(self.cleaning or [])
         check_steps(self.cleaning)
 
@@ -151,6 +168,11 @@ def check_task(cfg: DataConfig) -> None:
         raise SftlabError(
             "data.messages_column and data.prompt_template are both set: chat messages are their "
             "own prompt, so set data.prompt_template=null (or drop data.messages_column)"
+        )
+    if cfg.task == "generation" and cfg.max_length == AUTO:
+        raise SftlabError(
+            "data.max_length=auto is for classification data: give generation a number of "
+            "prompt + response tokens (e.g. data.max_length=256)"
         )
     if cfg.task != "generation":
         for key in ("messages_column", "group_column", "packing"):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as L
+import numpy as np
 import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
@@ -14,7 +16,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from sftlab.data import cache, imbalance, targets
-from sftlab.data.config import DataConfig
+from sftlab.data.config import AUTO, AUTO_CAP, AUTO_COVERAGE, DataConfig
 from sftlab.data.encoded import EncodedDataset, flatten, gather
 from sftlab.data.rows import prepare
 from sftlab.data.sources import load_splits
@@ -43,6 +45,8 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.frames: dict[str, pd.DataFrame] = {}
         self.datasets: dict[str, EncodedDataset] = {}
         self.collate = DataCollatorWithPadding(tokenizer)
+        # Training batches only: train.py swaps in sftlab.models.unpad's packing collator.
+        self.train_collate: Callable[[list[dict[str, Any]]], dict[str, Any]] = self.collate
         self.cache = cache.DiskCache(config.cache_dir)
         self._rows_key: str | None = None
         self._pool: pd.DataFrame | None = None  # every given split's rows, in one frame
@@ -218,6 +222,8 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.load_frames()
         if self.datasets:
             return
+        if self.config.max_length == AUTO:
+            self.config.max_length = self.auto_max_length()
         key = (
             None
             if self._rows_key is None
@@ -239,6 +245,25 @@ class TextClassificationDataModule(L.LightningDataModule):
             frame["text"].tolist(), pairs, truncation=True, max_length=self.config.max_length
         )
         return {k: list(v) for k, v in enc.items()}
+
+    def auto_max_length(self) -> int:
+        """``data.max_length=auto``: the length (a multiple of 8) that keeps ``AUTO_COVERAGE`` of
+        the training texts whole, capped at the tokenizer's limit and ``AUTO_CAP``."""
+        limit = self.tokenizer.model_max_length
+        limit = min(AUTO_CAP, limit if isinstance(limit, int) and limit > 0 else AUTO_CAP)
+        train = self.frames["train"]
+        pairs = train["text_pair"].tolist() if "text_pair" in train else None
+        ids = self.tokenizer(train["text"].tolist(), pairs, truncation=False)["input_ids"]
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        needed = int(np.ceil(np.quantile(lengths, AUTO_COVERAGE) / 8) * 8)
+        chosen = max(8, min(limit, needed))
+        log.info(
+            "data.max_length: auto -> %d tokens (covers %.1f%% of %d training texts whole; "
+            "median %d, longest %d; limit %d)",
+            chosen, 100 * float((lengths <= chosen).mean()), len(lengths),
+            int(np.median(lengths)), int(lengths.max()), limit,
+        )  # fmt: skip
+        return chosen
 
     def encode(self, frame: pd.DataFrame) -> EncodedDataset:
         """Token ids of any frame with ``text`` and ``label_id`` columns (no cache)."""
@@ -266,7 +291,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             batch_size=cfg.batch_size,
             sampler=sampler,
             shuffle=sampler is None,
-            collate_fn=self.collate,
+            collate_fn=self.train_collate,
             num_workers=cfg.num_workers,
         )
 

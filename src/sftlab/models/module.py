@@ -11,6 +11,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 from sftlab.metrics import classification_metrics, confusion_matrix
+from sftlab.models import unpad
 from sftlab.optim import OptimizerFromConfig
 
 
@@ -59,6 +60,8 @@ class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
         self.test_results: dict[str, Any] = {}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if unpad.is_unpadded(batch):  # a packed training batch (data.unpad)
+            return unpad.logits(self.model, batch)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return self.model(**inputs).logits
 

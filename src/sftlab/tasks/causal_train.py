@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab import strategies
+from sftlab import hardware, strategies
 from sftlab.data.config import DataConfig
 from sftlab.data.generation import GenerationDataModule, prompt_budget
 from sftlab.data.packing import check_packing
@@ -49,6 +49,7 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     check_decoder(model_cfg, data_cfg.task)  # before any download, conversion or tokenizing
     check_strategy(str(cfg.strategy.apply._target_).rsplit(".", 1)[-1])
+    hardware.resolve_trainer(cfg)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -88,7 +89,9 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
         metrics.update({f"before/{k}": float(v) for k, v in before.items()})
     trainer.fit(module, datamodule=datamodule)
     metrics.update(
-        epochs=trainer.current_epoch, fit_seconds=round(time.perf_counter() - started, 1)
+        epochs=trainer.current_epoch,
+        fit_seconds=round(time.perf_counter() - started, 1),
+        **hardware.run_facts(trainer),
     )
     ckpt = checkpoint.best_model_path or None
     if has_val:

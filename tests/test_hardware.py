@@ -1,0 +1,72 @@
+"""trainer.precision: auto picks what the hardware computes fast; runs record what they used."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sftlab import hardware
+from sftlab.train import train
+from tests.conftest import TINY, compose_cfg
+
+
+def _auto(monkeypatch, *, cuda: bool = False, cuda_bf16: bool = False, cpu_bf16: bool = False):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: cpu_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cfg = compose_cfg(["trainer.precision=auto"])
+    hardware.resolve_trainer(cfg)
+    return cfg.trainer.precision
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    assert _auto(monkeypatch) == "32-true"  # a CPU without AVX512-BF16/AMX: bf16 is slow there
+    assert _auto(monkeypatch, cpu_bf16=True) == "bf16-mixed"
+    assert _auto(monkeypatch, cuda=True, cuda_bf16=True) == "bf16-mixed"
+    assert _auto(monkeypatch, cuda=True, cuda_bf16=False) == "16-mixed"
+
+
+def test_auto_is_the_default_and_explicit_values_are_kept(monkeypatch):
+    assert compose_cfg([]).trainer.precision == "auto"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    cfg = compose_cfg(["trainer.precision=bf16-mixed"])
+    hardware.resolve_trainer(cfg)
+    assert cfg.trainer.precision == "bf16-mixed"
+
+
+def test_an_explicit_cpu_accelerator_ignores_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cfg = compose_cfg(["trainer=cpu", "trainer.precision=auto"])
+    hardware.resolve_trainer(cfg)
+    assert cfg.trainer.precision == "32-true"
+    assert hardware.device_of("cpu") == torch.device("cpu")
+
+
+def test_metrics_json_records_precision_and_device(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cfg = compose_cfg(
+        [*TINY, "trainer.precision=auto", "trainer.fast_dev_run=true"], output_dir=tmp_path
+    )
+    with caplog.at_level("INFO", logger="sftlab.hardware"):
+        train(cfg)
+    assert any("precision: auto -> 32-true on cpu" in r.message for r in caplog.records)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["precision"] == "32-true"
+    assert saved["accelerator"] == "cpu"
+    assert saved["processes"] == 1
+    assert saved["train_samples_per_second"] > 0 and saved["train_tokens_per_second"] > 0
+    assert hardware.cpu_name() in saved["device"] and "no native bf16" in saved["device"]
+    assert "precision: 32-true" in (tmp_path / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "16-mixed"])
+def test_autocast_dtype(precision):
+    expected = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+    assert hardware.autocast_dtype(precision) == expected[precision]

@@ -1,0 +1,141 @@
+"""Unpadded training batches: same logits and gradients as padded ones, fewer tokens computed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+)
+
+from sftlab.models import unpad
+from sftlab.models.modeling_pooled import PooledClassifierConfig, PooledForSequenceClassification
+
+SMALL = dict(
+    vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+    intermediate_size=64, num_labels=3, max_position_embeddings=64,
+)  # fmt: skip
+
+
+def _rows(pairs: bool = False) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for i, n in enumerate([5, 17, 3, 12, 9]):
+        ids = torch.randint(3, 120, (n,), generator=g).tolist()
+        row = {"input_ids": ids, "labels": i % 3}
+        if pairs:
+            row["token_type_ids"] = [0] * (n // 2) + [1] * (n - n // 2)
+        rows.append(row)
+    return rows
+
+
+def _padded(rows: list[dict], pad_id: int = 0) -> dict[str, torch.Tensor]:
+    longest = max(len(r["input_ids"]) for r in rows)
+    out = {
+        "input_ids": torch.tensor(
+            [r["input_ids"] + [pad_id] * (longest - len(r["input_ids"])) for r in rows]
+        ),
+        "attention_mask": torch.tensor(
+            [[1] * len(r["input_ids"]) + [0] * (longest - len(r["input_ids"])) for r in rows]
+        ),
+    }
+    if "token_type_ids" in rows[0]:
+        out["token_type_ids"] = torch.tensor(
+            [r["token_type_ids"] + [0] * (longest - len(r["input_ids"])) for r in rows]
+        )
+    return out
+
+
+def _models():
+    torch.manual_seed(0)
+    yield "bert", BertForSequenceClassification(BertConfig(**SMALL)), 0
+    yield (
+        "roberta",
+        RobertaForSequenceClassification(
+            RobertaConfig(**SMALL, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+        ),
+        1,
+    )
+    for pooling in ("mean", "cls"):
+        body = BertForSequenceClassification(BertConfig(**SMALL)).bert
+        config = PooledClassifierConfig(body.config.to_dict(), pooling=pooling, num_labels=3)
+        yield f"pooled-{pooling}", PooledForSequenceClassification(config, body), 0
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_unpadded_logits_and_gradients_equal_the_padded_ones(pairs):
+    rows = _rows(pairs)
+    labels = torch.tensor([r["labels"] for r in rows])
+    for name, model, pad_id in _models():
+        if pairs and name == "roberta":
+            continue  # RoBERTa has one token type
+        model.eval()  # no dropout: the two forwards must agree exactly
+        padded = model(**_padded(rows, pad_id)).logits
+        torch.nn.functional.cross_entropy(padded, labels).backward()
+        expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad()
+
+        batch = unpad.UnpaddedCollator(unpad.enable(model))(rows)
+        packed = unpad.logits(model, batch)
+        torch.nn.functional.cross_entropy(packed, labels).backward()
+        assert torch.allclose(packed, padded, atol=1e-5), name
+        for n, p in model.named_parameters():
+            if n in expected:
+                assert torch.allclose(p.grad, expected[n], atol=1e-5), (name, n)
+        # Padded batches still work while unpadding is on (validation, test).
+        assert torch.allclose(model(**_padded(rows, pad_id)).logits, padded, atol=1e-6)
+        unpad.disable(model)
+        assert model.config._attn_implementation != unpad.ATTN
+
+
+def test_the_packed_row_holds_only_real_tokens():
+    rows = _rows()
+    batch = unpad.UnpaddedCollator()(rows)
+    total = sum(len(r["input_ids"]) for r in rows)
+    assert batch["input_ids"].shape == (1, total)  # 46 tokens, not 5 x 17 = 85
+    assert batch["position_ids"][0, :7].tolist() == [0, 1, 2, 3, 4, 0, 1]
+    assert batch["unpad_mask"].sum() == total
+
+
+def test_lora_wrapped_models_unpad():
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**SMALL))
+    model = get_peft_model(
+        model, LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"])
+    )
+    for module in model.modules():  # LoRA's B starts at zero: make the adapter matter
+        if hasattr(module, "lora_B"):
+            torch.nn.init.normal_(module.lora_B["default"].weight)
+    model.eval()
+    rows = _rows()
+    padded = model(**_padded(rows)).logits
+    assert unpad.supports(model)
+    packed = unpad.logits(model, unpad.UnpaddedCollator(unpad.enable(model))(rows))
+    assert torch.allclose(packed, padded, atol=1e-5)
+
+
+def test_decoders_are_not_unpadded():
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    gpt = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
+    assert not unpad.supports(gpt)
+
+
+def test_training_runs_unpadded_by_default_and_exports_plain_sdpa(tiny_cfg, caplog):
+    import json
+    from pathlib import Path
+
+    from sftlab.train import train
+
+    cfg = tiny_cfg("trainer.fast_dev_run=true")
+    assert cfg.data.unpad and not cfg.data.group_by_length
+    with caplog.at_level("INFO", logger="sftlab.train"):
+        train(cfg)
+    assert any("training batches are packed" in r.message for r in caplog.records)
+    config = json.loads((Path(cfg.output_dir) / "model" / "config.json").read_text())
+    assert config.get("_attn_implementation") in (None, "sdpa")
