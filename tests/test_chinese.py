@@ -10,7 +10,10 @@ import os
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
+import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
@@ -102,6 +105,33 @@ def test_non_ascii_overrides_are_quoted_for_hydra():
     ]  # fmt: skip
 
 
+def test_max_length_auto_counts_chinese_tokens_not_spaces(tmp_path):
+    """Chinese has no spaces: the length must come from the XLM-R tokenizer's pieces."""
+    from transformers import AutoTokenizer
+
+    from sftlab.models.e5s1 import e5s1_folder
+
+    rng = np.random.default_rng(0)
+    chars = list("质量很好非常喜欢物流快包装不错差评失望")
+    lengths = rng.integers(5, 40, 200)
+    lengths[:4] = 400  # 2% very long reviews must not set the length
+    texts = ["".join(rng.choice(chars, n)) for n in lengths]
+    path = tmp_path / "zh.csv"
+    pd.DataFrame({"评论": texts, "情感": ["正面", "负面"] * 100}).to_csv(path, index=False)
+    model_file = tmp_path / "zh-q4.bin"
+    write_e5s1(model_file, texts)
+    tokenizer = AutoTokenizer.from_pretrained(e5s1_folder(str(model_file), str(tmp_path)))
+    module = TextClassificationDataModule(data_cfg(path=str(path), max_length="auto"), tokenizer)
+    module.setup("fit")
+    chosen = module.config.max_length
+    train_lengths = np.array(
+        [len(tokenizer(t)["input_ids"]) for t in module.frames["train"]["text"]]
+    )
+    assert chosen % 8 == 0 and (train_lengths <= chosen).mean() >= 0.95
+    assert 40 <= chosen < 64  # one token per character here, plus <s> </s>; not the 400s
+    assert max(module.datasets["train"].lengths) == chosen  # the long ones truncated to it
+
+
 # -- one tiny run, shared by the round-trip tests below ------------------------------------------
 
 
@@ -116,6 +146,8 @@ def run(tmp_path_factory):
     out = tmp / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp), PYTHONPATH=str(ROOT / "src"), WANDB_SILENT="true")
+    # A fresh HOME for W&B; matplotlib keeps its font cache (rebuilding it takes a minute).
+    env.setdefault("MPLCONFIGDIR", str(Path(matplotlib.get_cachedir())))
     result = subprocess.run(
         [
             sys.executable, str(ROOT / "train.py"),
@@ -127,7 +159,7 @@ def run(tmp_path_factory):
             "logger=wandb", "logger.predictions=5", f"output_dir={out}",
         ],
         cwd=tmp, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        encoding="utf-8", timeout=400,
+        encoding="utf-8", timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     logged = result.stdout + result.stderr

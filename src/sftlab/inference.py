@@ -19,6 +19,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -27,8 +28,18 @@ from transformers import (
 
 from sftlab.data.cleaning import clean_texts
 from sftlab.errors import SftlabError
+from sftlab.models.modeling_pooled import PooledClassifierConfig, PooledForSequenceClassification
 
 log = logging.getLogger(__name__)
+
+# An exported mean/CLS-pooled folder names its class in auto_map (custom code, so that plain
+# transformers loads it with trust_remote_code=True); sftlab loads its own copy of that class
+# instead, so predict.py and serve.py need no trust_remote_code (model=multilingual_e5_small
+# pools by mean by default).
+AutoConfig.register(PooledClassifierConfig.model_type, PooledClassifierConfig, exist_ok=True)
+AutoModelForSequenceClassification.register(
+    PooledClassifierConfig, PooledForSequenceClassification, exist_ok=True
+)
 
 META_FILE = "sftlab.json"  # written by export: labels, max_length, task, text column, cleaning
 
