@@ -111,7 +111,10 @@ def test_formats_and_default_output(run, tmp_path, ext):
 
 def test_model_folder_directly_uses_its_sftlab_json(run, tmp_path):
     predictor = load_predictor(run / "model")
-    assert (predictor.text_column, predictor.max_length) == ("text", 128)
+    # data=files trains at max_length=auto: the model folder records the number it resolved to
+    trained = OmegaConf.load(run / "config.yaml").data.max_length
+    assert isinstance(trained, int)
+    assert (predictor.text_column, predictor.max_length) == ("text", trained)
     inp = tmp_path / "in.csv"
     pd.DataFrame({"text": ["good", "bad"]}).to_csv(inp, index=False)
     out = predict(cfg(run=str(run / "model"), input=str(inp), output=str(tmp_path / "o.csv")))

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sftlab import hardware, loggers, strategies, tasks
+from sftlab.checkpoint_io import StreamingCheckpointIO
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.errors import SftlabError
 from sftlab.export import export_model, write_json, write_splits
@@ -98,7 +99,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks += [LearningRateMonitor("step")] if logger else []
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
         callbacks.append(instantiate(cfg.strategy.callback))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **bar_args)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=logger,
+        plugins=[StreamingCheckpointIO()],
+        **bar_args,
+    )
     with open_dict(cfg):  # data.max_length=auto: record the number it resolved to
         cfg.data.max_length = data_cfg.max_length
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from sftlab import hardware, strategies
+from sftlab.checkpoint_io import StreamingCheckpointIO
 from sftlab.data.config import DataConfig
 from sftlab.data.generation import GenerationDataModule, prompt_budget
 from sftlab.data.packing import check_packing
@@ -79,7 +80,11 @@ def train_generation(cfg: DictConfig) -> dict[str, float]:
     # no_grad, not inference mode, for evaluation: the perplexity states that validate() before
     # fit() leaves behind must stay updatable inside fit's validation loop.
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=[checkpoint], logger=logger, inference_mode=False
+        cfg.trainer,
+        callbacks=[checkpoint],
+        logger=logger,
+        inference_mode=False,
+        plugins=[StreamingCheckpointIO()],
     )
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
 

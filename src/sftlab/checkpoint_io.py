@@ -1,0 +1,32 @@
+"""Checkpoints written straight to disk: atomic like Lightning's default, without its RAM copy.
+
+Lightning's ``TorchCheckpointIO`` serialises the whole checkpoint into a ``BytesIO`` and then
+writes ``getvalue()`` (a second copy), so every save briefly holds twice the checkpoint in
+memory: about 1.1 GB for MiniLM with its AdamW states, which set the peak RSS of a run. Here
+``torch.save`` streams into a temp file beside the target, renamed over it when complete.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+
+class StreamingCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or "://" in str(path):  # remote storage: Lightning's way
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+        finally:
+            tmp.unlink(missing_ok=True)

@@ -1,0 +1,44 @@
+"""Checkpoints stream to a temp file and are renamed: no in-memory copy, no half-written file."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from sftlab import checkpoint_io
+from sftlab.checkpoint_io import StreamingCheckpointIO
+
+
+def test_saves_to_disk_not_to_a_buffer(tmp_path, monkeypatch):
+    targets = []
+    real_save = torch.save
+
+    def spy(obj, f, *args, **kwargs):
+        targets.append(f)
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", spy)
+    path = tmp_path / "checkpoints" / "best.ckpt"
+    StreamingCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}}, path)
+    assert not any(isinstance(t, io.BytesIO) for t in targets)
+    assert torch.load(path, weights_only=True)["state_dict"]["w"].tolist() == [1.0, 1.0, 1.0]
+    assert [p.name for p in path.parent.iterdir()] == ["best.ckpt"]
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "best.ckpt"
+    io_plugin = StreamingCheckpointIO()
+    io_plugin.save_checkpoint({"step": 1}, path)
+
+    def broken(obj, f, *args, **kwargs):
+        with open(f, "wb") as out:
+            out.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        io_plugin.save_checkpoint({"step": 2}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["best.ckpt"]
