@@ -1,9 +1,9 @@
 """The floor under a fine-tune: character n-gram TF-IDF + a linear model, on exactly the split a
 run sees (same data config, seed, cleaning, duplicates, ``data.train_size``). Character n-grams
 need no word segmentation, so they suit Chinese as they are. Writes
-bench/results/tfidf_<data>.json.
+bench/results/<data>/tfidf.json.
 
-    python bench/tfidf_floor.py data=chinese_reviews data.train_size=2000
+    python bench/tfidf_floor.py data=chinese_reviews data.train_size=1000 "data.split=[0.9,0.05,0.05]"
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def main(overrides: list[str]) -> None:
             "wall_seconds": round(time.perf_counter() - started, 2),
         }
         print(name, results[name])
-    out = ROOT / "bench" / "results" / f"tfidf_{cfg.data.source}.json"
+    out = ROOT / "bench" / "results" / cfg.data.source / "tfidf.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps({"overrides": overrides, **results}, indent=2, ensure_ascii=False) + "\n"
     )
