@@ -136,6 +136,7 @@ def _encoding_hint(raw: bytes, tried: str) -> str | None:
     """Name the encoding a Chinese file most likely has: GB18030 (a superset of GBK and GB2312,
     what Chinese Excel and WPS export) when the bytes decode as it and hold ideographs.
     Latin-1 is never suggested for those: it decodes any bytes, into mojibake."""
+    high = sum(b >= 0x80 for b in raw)
     for candidate in ("gb18030", "big5"):
         if candidate == tried.lower().replace("-", "").replace("_", ""):
             continue
@@ -143,7 +144,10 @@ def _encoding_hint(raw: bytes, tried: str) -> str | None:
             text = raw.decode(candidate)
         except UnicodeDecodeError:
             continue
-        if CJK.search(text):
+        # Chinese in these encodings spends two high bytes per character; Latin-1 text that
+        # happens to decode (é + a letter) spends one, and is not Chinese.
+        wide = sum(not c.isascii() for c in text)
+        if CJK.search(text) and high >= 1.8 * wide:
             return f"{candidate} (the bytes read as Chinese text in {candidate})"
     return None
 
