@@ -1,9 +1,11 @@
 """Serve a trained model over HTTP: `python serve.py run=outputs/<date>/<time> port=8000`."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from sftlab.cli import run_or_exit
+from sftlab.cli import quote_non_ascii, run_or_exit
 from sftlab.serve import serve
 
 
@@ -13,4 +15,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_non_ascii(sys.argv)  # Hydra rejects unquoted non-ASCII values: 评论
     main()

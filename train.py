@@ -1,12 +1,14 @@
 """Fine-tune a pretrained language model: `python train.py model=bert strategy=head_only`."""
 
+import sys
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sftlab.checks import resolve_metric
-from sftlab.cli import run_or_exit
+from sftlab.cli import quote_non_ascii, run_or_exit
 from sftlab.hydra_ddp import ddp_job
 from sftlab.sweep import objective, run_in_sweep
 from sftlab.train import train
@@ -26,4 +28,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_non_ascii(sys.argv)  # Hydra rejects unquoted non-ASCII values: 评论
     main()

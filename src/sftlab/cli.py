@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -17,6 +18,9 @@ from sftlab import signals
 from sftlab.errors import SftlabError
 
 log = logging.getLogger("sftlab")
+
+# Runs of characters between Hydra's list, dict and sweep separators: [a,b] {k:v} choice(a,b).
+_ELEMENT = re.compile(r"[^\[\]{}(),]+")
 
 # Hydra writes these before our code runs; a run dir holding nothing else is an empty shell.
 HYDRA_ONLY = {".hydra", "train.log", "predict.log"}
@@ -61,3 +65,23 @@ def _remove_if_empty(run_dir: str | None) -> None:
     if path.is_dir() and {p.name for p in path.iterdir()} <= HYDRA_ONLY:
         logging.shutdown()
         shutil.rmtree(path, ignore_errors=True)
+
+
+def quote_non_ascii(argv: list[str]) -> list[str]:
+    """Quote non-ASCII override values (``data.text_column=评论`` -> ``data.text_column='评论'``).
+
+    Hydra's override grammar takes only ASCII in unquoted values and rejects ``评论`` with a
+    lexer error; quoted, any text is fine. A value holding a quote is left as the user wrote it.
+    List and sweep values are quoted per element: ``data.labels=[正面,负面]``.
+    """
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if arg.startswith("-") or not eq or value.isascii() or "'" in value or '"' in value:
+            out.append(arg)
+            continue
+        quoted = _ELEMENT.sub(
+            lambda m: f"'{m.group()}'" if not m.group().isascii() else m.group(), value
+        )
+        out.append(f"{key}={quoted}")
+    return out

@@ -30,9 +30,11 @@ def export_model(
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     if extra:
-        (tmp / "sftlab.json").write_text(json.dumps(extra, indent=2, default=str))
+        (tmp / "sftlab.json").write_text(
+            json.dumps(extra, indent=2, default=str, ensure_ascii=False), encoding="utf-8"
+        )
     if card:
-        (tmp / "README.md").write_text(card)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
     commit_dir(tmp, target)
     return target
 

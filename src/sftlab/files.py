@@ -31,10 +31,10 @@ def commit_dir(tmp: Path, target: Path) -> None:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON through a temp file so a crash never leaves half a file."""
-    write_text(path, json.dumps(data, indent=2, default=str))
+    write_text(path, json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
 def write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

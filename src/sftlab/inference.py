@@ -167,7 +167,7 @@ def _read_meta(model_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise SftlabError(
             f"{path} is not valid JSON (line {e.lineno}): re-export the model"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -11,6 +13,28 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+# Fonts with Chinese glyphs, tried in order (Linux packages, then Windows and macOS fonts).
+CJK_FONTS = (
+    "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC",
+    "Arial Unicode MS",
+)  # fmt: skip
+
+
+def _cjk_font() -> str | None:
+    """The first installed CJK font; matplotlib falls back to it glyph by glyph (>= 3.6)."""
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    found = next((name for name in CJK_FONTS if name in installed), None)
+    if found:
+        plt.rcParams["font.sans-serif"] = [*plt.rcParams["font.sans-serif"], found]
+    return found
+
+
+CJK_FONT = _cjk_font()
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -130,8 +154,28 @@ def _step_to_epoch(steps: pd.DataFrame, per_epoch: pd.Series) -> pd.Series:
     )
 
 
+def _has_cjk(texts: list[str]) -> bool:
+    from sftlab.data.cleaning import CJK
+
+    return any(CJK.search(t) for t in texts)
+
+
 def confusion_matrix(matrix: list[list[float]], labels: list[str], path: Path) -> Path:
     """Counts, rows = true labels, columns = predicted; each cell also shows its row share."""
+    if CJK_FONT is None and _has_cjk(labels):
+        # One line instead of matplotlib's warning per missing glyph.
+        log.warning(
+            "no CJK font installed: the Chinese label names in %s show as boxes (the report's "
+            "tables keep them); install one, e.g. apt-get install fonts-noto-cjk",
+            path.name,
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+            return _confusion_matrix(matrix, labels, path)
+    return _confusion_matrix(matrix, labels, path)
+
+
+def _confusion_matrix(matrix: list[list[float]], labels: list[str], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")

@@ -30,7 +30,7 @@ def predict(cfg: Any) -> Path:
         raise SftlabError(f"output={out} would overwrite the input: choose another output path")
     predictor = load_predictor(cfg.run, device=str(cfg.get("device", "auto")))
     check_task(predictor)
-    df = read_table(inp)
+    df = read_table(inp, encoding=str(cfg.get("encoding") or "utf-8"))
     generation = predictor.task == "generation"
     messages = predictor.meta.get("messages_column") if generation else None
     if messages and not cfg.get("text_column"):  # chat rows, as in training

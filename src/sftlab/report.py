@@ -113,7 +113,9 @@ def write_report(
     if csv_file.exists():
         import pandas as pd
 
-        curves = plots.training_curves(pd.read_csv(csv_file), monitor, figures / "curves.png")
+        curves = plots.training_curves(
+            pd.read_csv(csv_file, encoding="utf-8"), monitor, figures / "curves.png"
+        )
         if curves:
             lines += [
                 "## Learning curves",
@@ -124,7 +126,7 @@ def write_report(
     else:
         lines += ["No csv/metrics.csv (logger=null): no learning curves.", ""]
     report = run_dir / "report.md"
-    report.write_text("\n".join(lines))
+    report.write_text("\n".join(lines), encoding="utf-8")
     return report
 
 

@@ -64,14 +64,14 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
     jobs = []
     for overrides_file in sorted(Path(sweep_dir).glob("**/.hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
-        overrides = yaml.safe_load(overrides_file.read_text()) or []
+        overrides = yaml.safe_load(overrides_file.read_text(encoding="utf-8")) or []
         hydra_file = job_dir / ".hydra" / "hydra.yaml"
         num = _job_num(hydra_file, job_dir)
         job = Job(num=num, dir=job_dir, overrides=[str(o) for o in overrides])
         metrics_file = job_dir / "metrics.json"
         if metrics_file.exists():
             try:
-                job.metrics = json.loads(metrics_file.read_text())
+                job.metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
             except json.JSONDecodeError as e:
                 job.error = f"unreadable metrics.json: {e}"
         error_file = job_dir / "error.txt"
@@ -139,7 +139,7 @@ def write_csv(jobs: list[Job], path: Path) -> None:
     import csv
 
     columns = metric_columns(jobs)
-    with path.open("w", newline="") as f:
+    with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["job", "overrides", "config", "status", *columns, "error"])
         for job in jobs:
@@ -196,7 +196,7 @@ def write_markdown(
         )
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def summarize(sweep_dir: Path, metric: str = "test/f1_macro") -> list[Job]:

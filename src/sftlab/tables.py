@@ -24,7 +24,7 @@ def _format(path: Path) -> str:
     return suffix
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     """Read a table; cells of text files are kept as written ('NA' stays the text 'NA')."""
     path = Path(path)
     if not path.is_file():
@@ -32,19 +32,26 @@ def read_table(path: str | Path) -> pd.DataFrame:
     fmt = _format(path)
     try:
         if fmt in (".csv", ".tsv"):
-            df = pd.read_csv(path, sep="\t" if fmt == ".tsv" else ",", keep_default_na=False)
+            df = pd.read_csv(
+                path, sep="\t" if fmt == ".tsv" else ",", keep_default_na=False, encoding=encoding
+            )
         elif fmt == ".jsonl":
-            df = pd.read_json(path, lines=True, dtype=False)
+            df = pd.read_json(path, lines=True, dtype=False, encoding=encoding)
         elif fmt == ".json":
             try:
-                df = pd.read_json(path, dtype=False)
+                df = pd.read_json(path, dtype=False, encoding=encoding)
             except ValueError:  # one object per line
-                df = pd.read_json(path, lines=True, dtype=False)
+                df = pd.read_json(path, lines=True, dtype=False, encoding=encoding)
         else:
             df = pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise SftlabError(f"input file is empty: {path}") from None
-    except (ValueError, UnicodeDecodeError, OSError) as e:
+    except UnicodeDecodeError as e:
+        raise SftlabError(
+            f"{path} is not valid {encoding} (byte 0x{e.object[e.start]:02x} at byte {e.start}): "
+            f"set encoding=<the file's encoding> (gb18030 for most Chinese exports)"
+        ) from None
+    except (ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SftlabError(f"cannot read {path} as {fmt[1:]}: {first}") from None
     if df.empty:

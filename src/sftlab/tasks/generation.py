@@ -123,9 +123,11 @@ def score_generations(
     outputs = generate(
         model, tokenizer, prompts, max_new_tokens, max_prompt_tokens=max_prompt_tokens
     )
-    with target.open("w") as f:
+    with target.open("w", encoding="utf-8") as f:
         for p, r, g in zip(prompts, refs, outputs, strict=True):
-            f.write(json.dumps({"prompt": p, "reference": r, "generated": g}) + "\n")
+            f.write(
+                json.dumps({"prompt": p, "reference": r, "generated": g}, ensure_ascii=False) + "\n"
+            )
     return {
         "test/chrf": float(sacrebleu.corpus_chrf(outputs, [refs]).score),
         "test/bleu": float(sacrebleu.corpus_bleu(outputs, [refs]).score),
