@@ -104,6 +104,12 @@ def test_model_config(name):
 
         assert resolve(cfg.model.name_or_path).endswith(".gguf")
         return
+    if str(cfg.model.name_or_path).endswith(".bin"):  # E5S1: converted in tests/test_e5s1.py
+        from sftlab.models.e5s1 import is_e5s1
+        from sftlab.paths import resolve
+
+        assert is_e5s1(resolve(cfg.model.name_or_path))
+        return
     if cfg.model.config or cfg.model.name_or_path.startswith("pkg://"):
         tokenizer = load_tokenizer(cfg.model)
         model = load_model(cfg.model, ["neg", "pos"], tokenizer)
