@@ -116,9 +116,16 @@ def _build_slowly(root: str, started) -> None:
     def build():
         started.set()
         time.sleep(1.5)
-        return "built by the other process"
+        return _rows_entry("built by the other process")
 
     DiskCache(root).get_or_build("k", "rows", build)
+
+
+def _rows_entry(who: str) -> dict:
+    """A cache entry of the kind the data module stores (its rows table and their metadata)."""
+    import pandas as pd
+
+    return {"pool": pd.DataFrame({"who": [who]}), "wheres": {}, "class_names": None, "messages": []}
 
 
 def test_shared_cache_is_built_once_while_others_wait(tmp_path):
@@ -130,7 +137,7 @@ def test_shared_cache_is_built_once_while_others_wait(tmp_path):
     other = ctx.Process(target=_build_slowly, args=(str(tmp_path), started))
     other.start()
     assert started.wait(30)
-    value = DiskCache(str(tmp_path)).get_or_build("k", "rows", lambda: "built here")
+    value = DiskCache(str(tmp_path)).get_or_build("k", "rows", lambda: _rows_entry("built here"))
     other.join(30)
-    assert value == "built by the other process"
+    assert value["pool"]["who"].tolist() == ["built by the other process"]
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]  # temp names renamed

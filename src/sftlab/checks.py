@@ -63,10 +63,10 @@ def check_config(cfg: DictConfig) -> None:
         raise SftlabError(
             f"checkpoint.every_n_steps must be a positive number of steps or null, got {every!r}"
         )
+    scale.check_strategy(values.get("trainer") or {})  # e.g. deepspeed without its package
     for group in ("trainer", "optimizer", "scheduler"):
         if values.get(group):
             check_call(group, values[group])
-    scale.check_strategy(values.get("trainer") or {})  # e.g. deepspeed without its package
     data = check_data(values.get("data") or {})
     task = data.task
     check_metric("monitor", values.get("monitor"), task, data.labels)
@@ -144,6 +144,8 @@ def matches(value: Any, ann: Any) -> bool:
     literals, lists, dicts); types a config cannot hold (tensors, callables) are not checked."""
     if ann is inspect.Parameter.empty or ann is Any or isinstance(ann, (str, typing.TypeVar)):
         return True
+    if isinstance(value, (dict, DictConfig)) and "_target_" in value:
+        return True  # a nested node Hydra instantiates (trainer.strategy: DDPStrategy)
     origin = typing.get_origin(ann)
     if origin in (Union, types.UnionType):
         return any(matches(value, a) for a in typing.get_args(ann))
