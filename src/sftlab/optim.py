@@ -4,14 +4,21 @@ block, ..., embeddings deepest; Clark et al. 2020, ELECTRA)."""
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.utilities import GradClipAlgorithmType
 from torch import nn
 
 from sftlab.errors import SftlabError
 from sftlab.strategies.gradual import UNFREEZE_LATER
 from sftlab.strategies.layers import depth_from_top, find_layers
+
+log = logging.getLogger(__name__)
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -84,15 +91,63 @@ def configure_optimizers(
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+def _unscales_in_step(optimizer: Any) -> bool:
+    """Whether ``step()`` unscales the gradients itself (fused AdamW): torch's own flag, the one
+    Lightning reads."""
+    return bool(getattr(optimizer, "_step_supports_amp_scaling", False))
+
+
 class OptimizerFromConfig:
     """``configure_optimizers`` for a LightningModule that holds ``model``, ``optimizer_fn``,
-    ``scheduler_fn`` and ``layer_decay`` (the classifier and causal-LM systems)."""
+    ``scheduler_fn`` and ``layer_decay`` (the classifier and causal-LM systems), and gradient
+    clipping that works with the fused AdamW default under every precision."""
 
     def configure_optimizers(self) -> dict[str, Any]:
+        optimizer_fn = self.optimizer_fn
+        keywords = getattr(optimizer_fn, "keywords", {})
+        if keywords.get("fused") and getattr(self.trainer.precision_plugin, "scaler", None):
+            # 16-mixed: a fused step unscales inside step(), after clipping has run on the
+            # scaled gradients. Lightning refuses that; the loop-based AdamW is exact there.
+            log.info("optimizer.fused: off under %s (a loss scaler)", self.trainer.precision)
+            optimizer_fn = functools.partial(optimizer_fn, fused=False)
         return configure_optimizers(
             self.model,
-            self.optimizer_fn,
+            optimizer_fn,
             self.scheduler_fn,
             int(self.trainer.estimated_stepping_batches),
             self.layer_decay,
+        )
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Two cases Lightning refuses and sftlab clips itself:
+
+        - FSDP: the norm of sharded gradients is FSDP's own ``clip_grad_norm_`` on the root
+          module (torch's documented way); Lightning's FSDP plugin has no norm clipping.
+        - bf16-mixed with fused AdamW: no loss scaler, so the gradients are true ones and clip
+          as in fp32; Lightning's mixed-precision plugin refuses any fused optimizer all the same.
+        """
+        plugin = self.trainer.precision_plugin
+        algorithm = GradClipAlgorithmType(gradient_clip_algorithm or "norm")
+        if (
+            gradient_clip_val
+            and algorithm == GradClipAlgorithmType.NORM
+            and isinstance(self.trainer.strategy, FSDPStrategy)
+        ):
+            self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
+            return
+        if (
+            gradient_clip_val
+            and isinstance(plugin, MixedPrecision)
+            and plugin.scaler is None
+            and _unscales_in_step(optimizer)
+        ):
+            Precision.clip_gradients(plugin, optimizer, gradient_clip_val, algorithm)
+            return
+        super().configure_gradient_clipping(  # type: ignore[misc]
+            optimizer, gradient_clip_val, gradient_clip_algorithm
         )
