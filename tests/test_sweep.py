@@ -109,6 +109,36 @@ def test_multirun_learning_curve_with_a_failed_job(tmp_path):
     assert "2 failed" in (sweep / "summary.md").read_text()
 
 
+def test_a_stopped_sweep_summarizes_its_finished_jobs_and_exits_143(tmp_path):
+    """SIGTERM during the second job: the first job's result is in summary.csv, the stopped job
+    says how to resume, and the sweep exits 143 (a scheduler sees a stop, not a success)."""
+    import signal
+    import time
+
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), "-m", *TINY, "trainer.max_epochs=1,500",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (sweep / "1" / "csv" / "metrics.csv").is_file():  # job 1 is training
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the second job never started training"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert f"sweep stopped: summary of the finished jobs in {sweep}" in err
+    assert f"resume with: python train.py resume={sweep / '1'}" in err
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [r["job"] for r in rows if r["status"] == "ok"] == ["0"]
+    assert (sweep / "0" / "metrics.json").is_file() and not (sweep / "1" / "metrics.json").exists()
+    assert (sweep / "1" / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_objective_reads_best_validation_value_and_nan_on_failure():
     assert objective({"best_val/f1_macro": 0.5, "test/f1_macro": 0.4}, "val/f1_macro") == 0.5
     assert objective({"test/f1_macro": 0.4}, "test/f1_macro") == 0.4
