@@ -79,6 +79,18 @@ def _assert_same(resumed: dict, whole: dict, resumed_dir: Path, whole_dir: Path)
     )
 
 
+def _assert_same_log(resumed_dir: Path, whole_dir: Path) -> None:
+    """csv/metrics.csv holds the rows of both sessions, each step once, as an uninterrupted run's
+    does (Lightning's CSVLogger alone deletes the first session's rows on resume)."""
+    resumed, whole = (pd.read_csv(d / "csv" / "metrics.csv") for d in (resumed_dir, whole_dir))
+    assert resumed["step"].min() < PAUSE_AT < resumed["step"].max()
+    assert list(resumed["step"]) == list(whole["step"])
+    for key in ("val/acc", "val/loss"):
+        assert resumed[key].dropna().to_numpy() == pytest.approx(
+            whole[key].dropna().to_numpy(), abs=1e-6
+        ), key
+
+
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, uninterrupted):
     out = tmp_path / "run"
     proc = _start(out, 120)
@@ -94,15 +106,10 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, uni
     state = json.loads((out / "run.json").read_text())
     assert state["status"] == "finished" and state["resumed"] == 1
     assert (out / "model" / "config.json").is_file()  # continued in its own dir
+    _assert_same_log(out, uninterrupted[0])
     assert not (tmp_path / "other").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: after a SIGTERM stop and resume=auto, metrics.csv keeps only the resumed "
-    "run's rows (the rows logged before the stop are lost); the stop, exit code, message and "
-    "resumed metrics are right",
-)
 def test_sigterm_saves_says_how_to_resume_and_exits_143(tmp_path, uninterrupted):
     out = tmp_path / "run"
     proc = _start(out, 1.5)
@@ -125,9 +132,7 @@ def test_sigterm_saves_says_how_to_resume_and_exits_143(tmp_path, uninterrupted)
         )
     )
     _assert_same(resumed, uninterrupted[1], out, uninterrupted[0])
-    # the CSV log keeps the rows from before the stop (Lightning's CSVLogger would delete them)
-    steps = pd.read_csv(out / "csv" / "metrics.csv")["step"]
-    assert steps.min() < PAUSE_AT < steps.max()
+    _assert_same_log(out, uninterrupted[0])
 
 
 def test_resume_auto_starts_fresh_without_an_unfinished_run(tmp_path, uninterrupted):

@@ -3,6 +3,7 @@ masked, keep ``run.json`` current, resume from ``last.ckpt``, stop cleanly on a 
 
 from __future__ import annotations
 
+import csv
 import logging
 import signal
 from collections.abc import Iterator
@@ -56,7 +57,7 @@ def fit(
 ) -> None:
     """``trainer.fit``, from ``run.ckpt`` when resuming; ``run.json`` records how it ended."""
     run.save(status="running")
-    history = _set_csv_history_aside(trainer) if run.ckpt else []
+    history, resumed_at = run.csv_history, _global_step(run.ckpt) if run.ckpt else 0
     try:
         trainer.fit(module, datamodule=data, ckpt_path=run.ckpt, weights_only=True)
     except Interrupted:
@@ -70,16 +71,25 @@ def fit(
         run.save(status="failed")
         raise
     finally:
-        for aside, path in history:
-            _merge_csv(aside, path)
+        for aside, path, logger in history:
+            _merge_csv(aside, path, resumed_at)
+            # Its writer appends rows in the order of the keys it has seen: make those the
+            # merged file's columns, or later rows (the test metrics) land in wrong columns.
+            if path.is_file() and logger._experiment is not None:
+                logger.experiment.metrics_keys = _columns(path)
+        run.csv_history = []
 
 
-def _set_csv_history_aside(trainer: L.Trainer) -> list[tuple[Path, Path]]:
-    """Lightning's CSVLogger deletes an existing metrics.csv when it starts: a resumed run keeps
-    the rows before its checkpoint by moving them aside and merging them back after fit."""
+def keep_csv_history(trainer: L.Trainer, run: RunPlan) -> None:
+    """Call when resuming, right after the Trainer is built and before anything logs.
+
+    Lightning's CSVLogger deletes an existing metrics.csv when its writer starts, which is the
+    first ``log_hyperparams``, ``validate`` or ``fit``. A resumed run moves the file aside here;
+    ``fit`` merges the rows logged before the checkpoint back in front of the new ones."""
     from lightning.pytorch.loggers import CSVLogger
 
-    moved = []
+    if not run.ckpt or not trainer.is_global_zero:
+        return
     for each in trainer.loggers:
         if isinstance(each, CSVLogger):
             path = Path(each.log_dir) / "metrics.csv"
@@ -89,20 +99,45 @@ def _set_csv_history_aside(trainer: L.Trainer) -> list[tuple[Path, Path]]:
             if path.is_file():
                 path.replace(aside)
             if aside.is_file():
-                moved.append((aside, path))
-    return moved
+                run.csv_history.append((aside, path, each))
 
 
-def _merge_csv(aside: Path, path: Path) -> None:
-    """``path`` = the rows of ``aside`` logged before ``path``'s first step, then ``path``'s."""
+def _columns(path: Path) -> list[str]:
+    """The header of a CSV file."""
+    with path.open(newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def _global_step(ckpt: Path) -> int:
+    """The optimizer step a checkpoint was saved at (memory-mapped: no weights are read)."""
+    import torch
+
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+
+
+def _merge_csv(aside: Path, path: Path, resumed_at: int | None = None) -> None:
+    """``path`` = the rows of ``aside`` logged before step ``resumed_at`` (the checkpoint's),
+    then ``path``'s from that step on. Rows the stopped run logged after its checkpoint are
+    logged again by the resumed one; rows a resumed run logs before fit (a starting-point
+    validation at step 0) were logged by the first run already. ``None``: the first step in
+    ``path`` (a resume that was itself stopped before merging)."""
     import pandas as pd
 
     old = pd.read_csv(aside)
     new = pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
-    if "step" in old and "step" in new and len(new):
-        old = old[old["step"] < new["step"].min()]
+    if resumed_at is None:
+        resumed_at = int(new["step"].min()) if "step" in new and len(new) else 0
+    if "step" in old:
+        old = old[old["step"] < resumed_at]
+    if "step" in new:
+        new = new[new["step"] >= resumed_at]
+    merged = pd.concat([old, new], ignore_index=True)
+    for key in ("epoch", "step"):  # 8, not 8.0, as Lightning writes them
+        if key in merged:
+            merged[key] = merged[key].astype("Int64")
+    merged = merged[sorted(merged.columns)]  # the order Lightning's CSV writer keeps its keys in
     tmp = path.with_name(f".{path.name}.tmp")
-    pd.concat([old, new], ignore_index=True).to_csv(tmp, index=False)
+    merged.to_csv(tmp, index=False)
     tmp.replace(path)
     aside.unlink()
 

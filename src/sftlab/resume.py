@@ -52,6 +52,8 @@ class RunPlan:
     """``last.ckpt`` to continue from; None = a fresh start."""
     state: dict[str, Any] = field(default_factory=dict)
     """``run.json`` of this run (kept across resumes: the W&B run id, the fingerprint)."""
+    csv_history: list[tuple[Path, Path, Any]] = field(default_factory=list)
+    """(set-aside copy, metrics.csv, its CSVLogger) of a resumed run (``lifecycle.keep_csv_history``)."""
 
     def save(self, **changes: Any) -> None:
         self.state.update(changes, updated=time.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -121,6 +121,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run.state["labels"] = labels
     if trainer.is_global_zero:
         lifecycle.write_config(run)
+    lifecycle.keep_csv_history(trainer, run)  # before log_config starts the CSV writer
     loggers.log_config(logger, cfg)
 
     lifecycle.fit(trainer, module, fit_data, run)

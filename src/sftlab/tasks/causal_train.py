@@ -92,6 +92,7 @@ def train_generation(cfg: DictConfig, run: resume.RunPlan | None = None) -> dict
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         lifecycle.write_config(run)
+    lifecycle.keep_csv_history(trainer, run)  # before validate() starts the CSV writer
 
     metrics: dict[str, Any] = {"trainable_params": trainable, "total_params": total}
     if has_val:  # the starting point: what fine-tuning is measured against
