@@ -271,7 +271,12 @@ def extras(base: list[str], tmp: Path, started: float, args, results: list[dict]
     import re
     import subprocess
 
+    import torch
+
     for which, overrides in EXTRAS.items():
+        if "trainer.devices=1" in overrides and not torch.cuda.is_available():
+            log("skip", run=which, reason="no-cuda")  # trainer=ddp/fsdp ask for a GPU
+            continue
         if time.perf_counter() - started > args.extras_budget_s:
             log("skip", run=which, reason="budget")
             continue
@@ -285,7 +290,7 @@ def extras(base: list[str], tmp: Path, started: float, args, results: list[dict]
         with open(logfile, "w") as out:
             status = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         wall = round(time.perf_counter() - begun, 1)
-        _keep_log(logfile)
+        _keep_log(logfile)  # with sftlab-0.log and gpu_check.json: 7 of the 8 files that return
         text = logfile.read_text()
         metrics_file = run_dir / "metrics.json"
         if status != 0 or not metrics_file.exists():
@@ -306,6 +311,7 @@ def extras(base: list[str], tmp: Path, started: float, args, results: list[dict]
             "test/acc": metrics.get("test/acc"), "test/f1_macro": metrics.get("test/f1_macro"),
         }  # fmt: skip
         results.append(result)
+        _save({"runs": results, "partial": True})  # a later timeout keeps what ran
         log(
             which, wall_s=wall, train_s=result["train_seconds"],
             samples_per_s=result["train_samples_per_second"], peak_gpu_gb=peak,

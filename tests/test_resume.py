@@ -149,3 +149,63 @@ def test_resume_auto_starts_fresh_without_an_unfinished_run(tmp_path, uninterrup
     plan = resume.plan(compose_cfg([*TINY, *RUN, "resume=auto", f"runs_dir={whole_dir.parent}"],
                                    output_dir=tmp_path / "run"))  # fmt: skip
     assert plan.ckpt is None and plan.out == tmp_path / "run"
+
+
+def _session(log_dir: Path, rows: list[dict]) -> None:
+    """What one session's CSVLogger leaves: rows in its own sorted key order."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    logger = CSVLogger(str(log_dir.parent), name=log_dir.name, version="")
+    for row in rows:
+        logger.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"])
+        logger.save()
+
+
+def test_merged_log_keeps_columns_aligned_when_sessions_log_different_keys(tmp_path):
+    """The resumed session logs a key the first never did and misses one it did: after the
+    merge, rows the writer appends (the test metrics) still land under their own names."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    from sftlab import lifecycle
+    from sftlab.resume import RunPlan
+
+    log_dir = tmp_path / "csv"
+    _session(log_dir, [{"step": 3, "a": 1.0, "z": 9.0}, {"step": 8, "a": 2.0, "z": 8.0}])
+    run = RunPlan(cfg=None, out=tmp_path, ckpt=tmp_path / "last.ckpt")
+    torch.save({"global_step": 5}, run.ckpt)
+    logger = CSVLogger(str(tmp_path), name="csv", version="")
+    trainer = type("T", (), {"loggers": [logger], "is_global_zero": True})()
+    lifecycle.keep_csv_history(trainer, run)  # before the writer starts (it would delete the file)
+    logger.log_metrics({"b": 5.0}, step=6)  # the resumed session: a new key, from step 5 on
+    logger.save()
+    lifecycle._restore_csv_history(run)
+    logger.log_metrics({"test/acc": 0.5}, step=9)
+    logger.save()
+    frame = pd.read_csv(log_dir / "metrics.csv")
+    assert list(frame["step"]) == [3, 6, 9]  # step 8 came after the checkpoint: logged again
+    assert frame["a"].tolist()[0] == 1.0 and frame["z"].tolist()[0] == 9.0
+    assert frame["b"].tolist()[1] == 5.0 and frame["test/acc"].tolist()[2] == 0.5
+    assert frame.iloc[2].drop(["step", "test/acc"]).isna().all()
+    assert not (log_dir / "metrics.before-resume.csv").exists()
+
+
+def test_a_resume_killed_before_merging_keeps_the_first_sessions_rows(tmp_path):
+    """Killed resume: both files are on disk, and the killed session logged a starting-point
+    row at step 0 before fit. The next resume merges at the step run.json noted, not at 0."""
+    from sftlab import lifecycle
+
+    log_dir = tmp_path / "csv"
+    log_dir.mkdir()
+    pd.DataFrame({"step": [4, 8, 12], "a": [1.0, 2.0, 3.0]}).to_csv(
+        log_dir / "metrics.before-resume.csv", index=False
+    )
+    pd.DataFrame({"step": [0, 10], "a": [0.0, 2.5]}).to_csv(log_dir / "metrics.csv", index=False)
+    lifecycle._merge_csv(log_dir / "metrics.before-resume.csv", log_dir / "metrics.csv", 10)
+    frame = pd.read_csv(log_dir / "metrics.csv")
+    assert list(frame["step"]) == [4, 8, 10] and list(frame["a"]) == [1.0, 2.0, 2.5]
+    # no known step (a checkpoint without global_step): every row of both is kept
+    pd.DataFrame({"step": [4], "a": [1.0]}).to_csv(
+        log_dir / "metrics.before-resume.csv", index=False
+    )
+    lifecycle._merge_csv(log_dir / "metrics.before-resume.csv", log_dir / "metrics.csv", None)
+    assert list(pd.read_csv(log_dir / "metrics.csv")["step"]) == [4, 4, 8, 10]

@@ -117,19 +117,21 @@ def test_a_stopped_sweep_summarizes_its_finished_jobs_and_exits_143(tmp_path):
 
     sweep = tmp_path / "sweep"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), "-m", *TINY, "trainer.max_epochs=1,500",
-         f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not (sweep / "1" / "csv" / "metrics.csv").is_file():  # job 1 is training
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the second job never started training"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    output = tmp_path / "output.txt"  # a file, not a pipe: nothing blocks while we wait
+    with output.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), "-m", *TINY, "trainer.max_epochs=1,500",
+             f"hydra.sweep.dir={sweep}"],
+            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 300
+        while not (sweep / "1" / "csv" / "metrics.csv").is_file():  # job 1 is training
+            assert proc.poll() is None, output.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the second job never started training"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    err = output.read_text()
     assert proc.returncode == 143, err[-3000:]
     assert f"sweep stopped: summary of the finished jobs in {sweep}" in err
     assert f"resume with: python train.py resume={sweep / '1'}" in err

@@ -57,7 +57,6 @@ def fit(
 ) -> None:
     """``trainer.fit``, from ``run.ckpt`` when resuming; ``run.json`` records how it ended."""
     run.save(status="running")
-    history, resumed_at = run.csv_history, _global_step(run.ckpt) if run.ckpt else 0
     try:
         trainer.fit(module, datamodule=data, ckpt_path=run.ckpt, weights_only=True)
     except Interrupted:
@@ -71,35 +70,57 @@ def fit(
         run.save(status="failed")
         raise
     finally:
-        for aside, path, logger in history:
-            _merge_csv(aside, path, resumed_at)
-            # Its writer appends rows in the order of the keys it has seen: make those the
-            # merged file's columns, or later rows (the test metrics) land in wrong columns.
-            if path.is_file() and logger._experiment is not None:
-                logger.experiment.metrics_keys = _columns(path)
-        run.csv_history = []
+        _restore_csv_history(run)
+
+
+CSV_CUT = "csv_resumed_at"  # run.json: the step the set-aside metrics.csv rows are cut at
 
 
 def keep_csv_history(trainer: L.Trainer, run: RunPlan) -> None:
     """Call when resuming, right after the Trainer is built and before anything logs.
 
     Lightning's CSVLogger deletes an existing metrics.csv when its writer starts, which is the
-    first ``log_hyperparams``, ``validate`` or ``fit``. A resumed run moves the file aside here;
-    ``fit`` merges the rows logged before the checkpoint back in front of the new ones."""
+    first ``log_hyperparams``, ``validate`` or ``fit``. A resumed run moves the file aside here
+    (and notes the checkpoint's step in run.json); ``fit`` merges the rows logged before that
+    step back in front of the new ones."""
     from lightning.pytorch.loggers import CSVLogger
 
     if not run.ckpt or not trainer.is_global_zero:
         return
     for each in trainer.loggers:
-        if isinstance(each, CSVLogger):
-            path = Path(each.log_dir) / "metrics.csv"
-            aside = path.with_name("metrics.before-resume.csv")
-            if aside.is_file() and path.is_file():  # an earlier resume was killed before merging
-                _merge_csv(aside, path)
-            if path.is_file():
-                path.replace(aside)
-            if aside.is_file():
-                run.csv_history.append((aside, path, each))
+        if not isinstance(each, CSVLogger):
+            continue
+        path = Path(each.log_dir) / "metrics.csv"
+        aside = path.with_name("metrics.before-resume.csv")
+        if aside.is_file() and path.is_file():  # an earlier resume was killed before merging
+            try:
+                _merge_csv(aside, path, run.state.get(CSV_CUT))
+            except Exception as e:  # noqa: BLE001 - a torn file: keep both, never delete rows
+                kept = path.with_name("metrics.unmerged.csv")
+                log.warning("could not merge %s into %s (%s); kept as %s", aside, path, e, kept)
+                path.replace(kept)
+        if path.is_file() and path.stat().st_size:
+            path.replace(aside)
+        if aside.is_file():
+            run.csv_history.append((aside, path, each))
+    if run.csv_history:
+        run.state[CSV_CUT] = _global_step(run.ckpt)
+
+
+def _restore_csv_history(run: RunPlan) -> None:
+    """After fit: the set-aside rows back in front of the resumed run's. A merge that fails
+    (a torn file) leaves the set-aside copy where it is and never hides how fit ended."""
+    for aside, path, logger in run.csv_history:
+        try:
+            _merge_csv(aside, path, run.state.get(CSV_CUT))
+        except Exception as e:  # noqa: BLE001 - the log is secondary to the run's own result
+            log.warning("could not merge %s into %s (%s); it is kept as it is", aside, path, e)
+            continue
+        # Its writer appends rows in the order of the keys it has seen: make those the merged
+        # file's columns, or later rows (the test metrics) land in the wrong columns.
+        if path.is_file() and logger._experiment is not None:
+            logger.experiment.metrics_keys = _columns(path)
+    run.csv_history = []
 
 
 def _columns(path: Path) -> list[str]:
@@ -108,29 +129,29 @@ def _columns(path: Path) -> list[str]:
         return next(csv.reader(f), [])
 
 
-def _global_step(ckpt: Path) -> int:
+def _global_step(ckpt: Path) -> int | None:
     """The optimizer step a checkpoint was saved at (memory-mapped: no weights are read)."""
     import torch
 
-    return int(torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    step = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True).get("global_step")
+    return None if step is None else int(step)
 
 
-def _merge_csv(aside: Path, path: Path, resumed_at: int | None = None) -> None:
+def _merge_csv(aside: Path, path: Path, resumed_at: int | None) -> None:
     """``path`` = the rows of ``aside`` logged before step ``resumed_at`` (the checkpoint's),
     then ``path``'s from that step on. Rows the stopped run logged after its checkpoint are
     logged again by the resumed one; rows a resumed run logs before fit (a starting-point
-    validation at step 0) were logged by the first run already. ``None``: the first step in
-    ``path`` (a resume that was itself stopped before merging)."""
+    validation at step 0) were logged by the first run already. With no known step, every row
+    of both is kept."""
     import pandas as pd
 
     old = pd.read_csv(aside)
     new = pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
-    if resumed_at is None:
-        resumed_at = int(new["step"].min()) if "step" in new and len(new) else 0
-    if "step" in old:
-        old = old[old["step"] < resumed_at]
-    if "step" in new:
-        new = new[new["step"] >= resumed_at]
+    if resumed_at is not None:
+        if "step" in old:
+            old = old[old["step"] < resumed_at]
+        if "step" in new:
+            new = new[new["step"] >= resumed_at]
     merged = pd.concat([old, new], ignore_index=True)
     for key in ("epoch", "step"):  # 8, not 8.0, as Lightning writes them
         if key in merged:
