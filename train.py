@@ -7,11 +7,22 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from sftlab.checks import resolve_metric
+from sftlab.checks import check_config, resolve_metric
 from sftlab.cli import quote_non_ascii, run_or_exit
 from sftlab.hydra_ddp import ddp_job
 from sftlab.sweep import objective, run_in_sweep
-from sftlab.train import train
+
+
+def checked(cfg: DictConfig) -> bool:
+    """The config check, before torch, Lightning and transformers load (seconds, not 15)."""
+    check_config(cfg)
+    return True
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    from sftlab.train import train as run_training
+
+    return run_training(cfg)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -19,8 +30,10 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     # In a multirun a failed job is logged and scored NaN; the sweep goes on.
     run = run_in_sweep if hydra_cfg.mode == RunMode.MULTIRUN else run_or_exit
-    with ddp_job():  # DDP children run this job, not the sweep (see sftlab.hydra_ddp)
-        metrics = run(train, cfg, hydra_cfg.runtime.output_dir)
+    metrics = None
+    if run(checked, cfg, hydra_cfg.runtime.output_dir):
+        with ddp_job():  # DDP children run this job, not the sweep (see sftlab.hydra_ddp)
+            metrics = run(train, cfg, hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return None  # a sweeper's objective: nothing reads it in a single run
     task = cfg.data.get("task", "classification")

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from sftlab import scale
 from sftlab.data.config import DataConfig
 from sftlab.errors import SftlabError
+from sftlab.signature import static_signature
 
 # Keys of a ``_target_`` node that sftlab reads itself (not passed to the target).
 OWN_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_", "layer_decay"}
@@ -87,22 +88,9 @@ def check_call(group: str, node: dict[str, Any]) -> None:
     target = node.get("_target_")
     if not target:
         return
-    try:
-        from hydra.utils import get_object
-
-        fn = get_object(target)
-    except Exception:  # noqa: BLE001 - a typo in the target's import path
-        raise SftlabError(
-            f"{group}._target_={target} cannot be imported: check its spelling"
-        ) from None
-    call = fn.__init__ if inspect.isclass(fn) else fn
-    try:
-        params = inspect.signature(call, eval_str=True).parameters
-    except (NameError, TypeError, ValueError):
-        params = inspect.signature(call).parameters
+    params, open_ended = static_signature(target) or _imported_signature(group, target)
     names = [n for n, p in params.items() if n not in {"self", "params", "optimizer"}
              and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
-    open_ended = any(p.kind == p.VAR_KEYWORD for p in params.values())
     for key, value in node.items():
         if key in OWN_KEYS:
             continue
@@ -120,6 +108,24 @@ def check_call(group: str, node: dict[str, Any]) -> None:
             raise SftlabError(
                 f"{group}.{key}={value!r} has the wrong type: {target} expects {_describe(params[key].annotation)}"
             )
+
+
+def _imported_signature(group: str, target: str) -> tuple[Any, bool]:
+    """The signature of the imported target: for what ``static_signature`` cannot read."""
+    try:
+        from hydra.utils import get_object
+
+        fn = get_object(target)
+    except Exception:  # noqa: BLE001 - a typo in the target's import path
+        raise SftlabError(
+            f"{group}._target_={target} cannot be imported: check its spelling"
+        ) from None
+    call = fn.__init__ if inspect.isclass(fn) else fn
+    try:
+        params = inspect.signature(call, eval_str=True).parameters
+    except (NameError, TypeError, ValueError):
+        params = inspect.signature(call).parameters
+    return params, any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
 def check_data(values: dict[str, Any]) -> DataConfig:
@@ -188,10 +194,13 @@ def known_metrics(task: str, labels: list[str] | None, stage: str = "val") -> se
     if task == "classification":
         if labels is None:
             return None
-        from sftlab.metrics import _safe
-
-        keys |= {f"{stage}/{m}_{_safe(label)}" for m in PER_CLASS for label in labels}
+        keys |= {f"{stage}/{m}_{safe_label(label)}" for m in PER_CLASS for label in labels}
     return keys
+
+
+def safe_label(label: Any) -> str:
+    """A label as it can appear inside a metric key (W&B panels dislike '/' and spaces)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(label))
 
 
 def resolve_metric(name: str, task: str) -> str:

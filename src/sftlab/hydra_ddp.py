@@ -19,8 +19,6 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-import torch
-
 # argv options of a Hydra app that a child needs too (the config to compose).
 CONFIG_FLAGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir")
 # Hydra overrides of the parent that a child must not repeat: it is one plain run.
@@ -87,6 +85,8 @@ def use_job_commands() -> None:
 def ddp_job() -> Iterator[None]:
     """One Hydra job: its DDP children run this job, and it leaves no process group or
     launcher env vars behind for the next job of a multirun."""
+    import torch  # here, not at import: train.py checks the config before torch loads
+
     use_job_commands()
     saved = {key: os.environ.get(key) for key in LAUNCH_ENV}
     threads = torch.get_num_threads()

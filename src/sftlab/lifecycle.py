@@ -19,7 +19,8 @@ from sftlab import secrets
 from sftlab.errors import SftlabError
 from sftlab.files import write_text
 from sftlab.resume import LAST, RunPlan
-from sftlab.signals import Interrupted, StopOnSignal
+from sftlab.signals import Interrupted
+from sftlab.stop_on_signal import StopOnSignal
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,8 @@ from torchmetrics.regression import (
     SpearmanCorrCoef,
 )
 
+from sftlab.checks import safe_label
+
 # MetricCollection's compute groups update one member per group and share its state; after a
 # reset() the ClasswiseWrapper's inner metric then warns on compute() although its values are right
 # (tests/test_metrics.py checks them against standalone metrics over several epochs).
@@ -58,9 +60,7 @@ def confusion_matrix(label_names: list[str]) -> MulticlassConfusionMatrix:
     return MulticlassConfusionMatrix(len(label_names))
 
 
-def _safe(label: str) -> str:
-    """A label as it can appear inside a metric key (W&B panels dislike '/' and spaces)."""
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(label))
+_safe = safe_label  # a label as it appears inside a metric key (sftlab.checks)
 
 
 def regression_metrics() -> MetricCollection:

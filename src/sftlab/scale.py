@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from typing import Any
-
-from lightning.pytorch.callbacks import EarlyStopping
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from sftlab.errors import SftlabError
+
+if TYPE_CHECKING:  # imported where used: the config check (check_strategy) runs before torch
+    from lightning.pytorch.callbacks import EarlyStopping
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ def early_stopping(cfg: Any, monitor: str, mode: str) -> list[EarlyStopping]:
         raise SftlabError(
             f"early_stopping.patience must be a whole number >= 1 (or null: off), got {patience!r}"
         )
+    from lightning.pytorch.callbacks import EarlyStopping
+
     return [
         EarlyStopping(
             monitor=monitor,
