@@ -74,3 +74,31 @@ def test_a_bad_value_is_refused_before_torch_is_imported(tmp_path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
     assert not {"torch", "lightning", "transformers"} & imported
     assert not (tmp_path / "run").exists()
+
+
+def test_typing_under_other_names_overloads_and_aliases(tmp_path, monkeypatch):
+    """A user's own target: typing imported under another name, an @overload stub before the
+    real __init__, an alias of an alias; unknown classes still refuse config primitives."""
+    (tmp_path / "my_sched.py").write_text(
+        "import typing as t\n"
+        "from typing import Optional as Opt, overload\n"
+        "from pathlib import Path\n"
+        "Ratio = float\n"
+        "MaybeRatio = t.Union[Ratio, None]\n"
+        "class Thing: ...\n"
+        "class Sched:\n"
+        "    @overload\n"
+        "    def __init__(self, a: int) -> None: ...\n"
+        "    def __init__(self, a: t.Optional[int] = None, b: Opt[float] = None,\n"
+        "                 c: MaybeRatio = None, d: 'Thing | None' = None, e: Path | str = '.',\n"
+        "                 **rest: t.Any) -> None: ...\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sig = static_signature("my_sched.Sched")
+    assert list(sig.params) == ["self", "a", "b", "c", "d", "e"] and sig.open_ended
+    verdicts = {
+        key: (matches(good, sig.params[key].annotation), matches(bad, sig.params[key].annotation))
+        for key, good, bad in [("a", 1, "x"), ("b", 0.5, "x"), ("c", 0.1, "x"), ("d", None, 3),
+                               ("e", "/tmp", 3)]
+    }  # fmt: skip
+    assert verdicts == {key: (True, False) for key in "abcde"}

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import importlib.util
 import inspect
+import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -38,10 +40,10 @@ def static_signature(target: str) -> Signature | None:
             return None
         found = _definition(tree, name)
         if isinstance(found, ast.ClassDef):
-            init = next(
-                (n for n in found.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"),
-                None,
-            )
+            inits = [
+                n for n in found.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"
+            ]
+            init = inits[-1] if inits else None  # the last one: @overload stubs come first
             return _signature(init, module) if init is not None else None
         if isinstance(found, ast.FunctionDef):
             return _signature(found, module)
@@ -52,6 +54,7 @@ def static_signature(target: str) -> Signature | None:
     return None
 
 
+@functools.cache
 def _parse(module: str) -> ast.Module | None:
     path = _module_file(module)
     if path is None:
@@ -62,6 +65,7 @@ def _parse(module: str) -> ast.Module | None:
         return None
 
 
+@functools.cache
 def _module_file(module: str) -> Path | None:
     """The source file of ``a.b.c``, found from the top package's folder: ``find_spec`` of a
     submodule would import its parents, which is what this module avoids."""
@@ -84,10 +88,12 @@ def _module_file(module: str) -> Path | None:
 
 
 def _definition(tree: ast.Module, name: str) -> ast.AST | None:
+    """The last top-level class or function ``name`` (as at run time: @overload stubs first)."""
+    found = None
     for node in tree.body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
-            return node
-    return None
+            found = node
+    return found
 
 
 def _reexport(tree: ast.Module, module: str, name: str) -> tuple[str, str] | None:
@@ -151,8 +157,8 @@ class _Names(dict):
         ):
             return getattr(typing, key)
         value = _resolve(self.module, key, self.depth)
-        if value is Any and hasattr(builtins, key):
-            return getattr(builtins, key)
+        if value is Any and isinstance(getattr(builtins, key, None), type):
+            return getattr(builtins, key)  # int, float, str, list, ...: types, no functions
         return value
 
 
@@ -180,6 +186,9 @@ def _resolve(module: str, name: str, depth: int) -> Any:
 
 
 def _find(module: str, name: str, depth: int) -> Any:
+    loaded = sys.modules.get(module)
+    if loaded is not None and hasattr(loaded, name):  # imported already: no reading needed
+        return getattr(loaded, name)  # (typing as t, from typing import Optional as Opt, Path)
     tree = _parse(module)
     if tree is not None:
         for node in _statements(tree.body):
@@ -232,8 +241,9 @@ def _absolute(module: str, node: ast.ImportFrom) -> str:
 
 def _evaluate(node: ast.expr | None, names: _Names) -> Any:
     """An annotation's value; ``inspect.Parameter.empty`` (unchecked) when it cannot be had.
-    The text is an installed package's own annotation, evaluated under no builtins with names
-    that resolve only to typing's objects, opaque classes and other annotations."""
+    The text is an installed package's own annotation (code that package runs when imported
+    anyway), evaluated with no builtins but types; its names resolve to typing's objects,
+    builtin types, objects of modules already imported, opaque classes and other aliases."""
     if node is None:
         return inspect.Parameter.empty
     try:
