@@ -39,7 +39,7 @@ def classification_metrics(label_names: list[str]) -> MetricCollection:
     Keys after ``.clone(prefix="test/")``: ``test/acc``, ``test/f1_macro``, ``test/recall_neutral``...
     """
     n = len(label_names)
-    names = [_safe(label) for label in label_names]
+    names = [safe_label(label) for label in label_names]
     return MetricCollection(
         {
             "acc": MulticlassAccuracy(n, average="micro"),
@@ -60,9 +60,6 @@ def confusion_matrix(label_names: list[str]) -> MulticlassConfusionMatrix:
     return MulticlassConfusionMatrix(len(label_names))
 
 
-_safe = safe_label  # a label as it appears inside a metric key (sftlab.checks)
-
-
 def regression_metrics() -> MetricCollection:
     """One real-valued output: ``mse``, ``mae``, ``pearson``, ``spearman``."""
     return MetricCollection(
@@ -79,7 +76,7 @@ def multilabel_metrics(label_names: list[str]) -> MetricCollection:
     """Label sets, updated with 0/1 predictions (the threshold is applied by the caller):
     micro and macro F1/precision/recall, exact-match accuracy and F1 per label."""
     n = len(label_names)
-    names = [_safe(label) for label in label_names]
+    names = [safe_label(label) for label in label_names]
     return MetricCollection(
         {
             "f1_micro": MultilabelF1Score(n, average="micro"),

@@ -44,12 +44,12 @@ def print_metrics(
 
 def per_class_table(metrics: dict[str, Any], label_names: list[str]) -> list[dict[str, Any]]:
     """Support, precision, recall and F1 per label; precision comes from the confusion matrix."""
-    from sftlab.metrics import _safe
+    from sftlab.checks import safe_label
 
     cm = metrics.get("test/confusion_matrix") or []
     rows = []
     for i, name in enumerate(label_names):
-        key = _safe(name)
+        key = safe_label(name)
         support = int(sum(cm[i])) if i < len(cm) else None
         predicted = sum(row[i] for row in cm) if cm else 0
         precision = cm[i][i] / predicted if cm and predicted else (0.0 if cm else None)
