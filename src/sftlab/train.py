@@ -20,7 +20,7 @@ from sftlab.export import export_model, model_extra, write_splits
 from sftlab.features import cache_features
 from sftlab.files import write_json
 from sftlab.model_card import model_card
-from sftlab.models import unpad
+from sftlab.models import cuda_graphs, unpad
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.causal import resolved_model_cfg
 from sftlab.optim import optimizer_from_config
@@ -62,16 +62,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = instantiate(cfg.strategy.apply)(model)  # a strategy returns the model (LoRA wraps it)
     trainable, total = strategies.count_parameters(model)
     log.info(strategies.describe(model))
+    graphed = cuda_graphs.decide(cfg, model)  # model.cuda_graphs=true where it cannot: an error
     out.mkdir(parents=True, exist_ok=True)
-    if data_cfg.unpad and not cfg.strategy.get("cache_features"):
-        if unpad.supports(model):
-            datamodule.train_collate = unpad.UnpaddedCollator(unpad.enable(model))
-            log.info("data.unpad: training batches are packed, pad tokens skip the dense layers")
-        else:
-            log.info(
-                "data.unpad: %s trains on padded batches (unpadding covers BERT, RoBERTa and "
-                "XLM-R bodies)", type(model).__name__,
-            )  # fmt: skip
     monitor, monitor_mode = tasks.monitor(data_cfg.task, cfg.monitor, cfg.monitor_mode)
     checkpoint, checkpoints = resume.checkpoint_callbacks(
         out, monitor, monitor_mode, cfg.get("checkpoint", {}).get("every_n_steps")
@@ -116,6 +108,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = tasks.build_module(
         cfg, data_cfg, trained, labels, optimizer, class_weights=weights, layer_decay=layer_decay
     )
+    module.graphed = _training_batches(graphed, data_cfg, model, tokenizer, datamodule)
     with open_dict(cfg):  # data.max_length=auto: record the number it resolved to
         cfg.data.max_length = data_cfg.max_length
     run.state["labels"] = labels
@@ -126,6 +119,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     lifecycle.fit(trainer, module, fit_data, run)
     fit_seconds = time.perf_counter() - started
+    graphs = module.graphed.facts() if module.graphed else {}
+    if module.graphed:
+        module.graphed.release()  # evaluation runs eagerly
+        module.graphed = None
 
     metrics: dict[str, Any] = {
         "trainable_params": trainable,
@@ -135,6 +132,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "train_rows": len(datamodule.frames["train"]),
         **throughput.results(),
         **hardware.run_facts(trainer),
+        **graphs,
     }
     best = checkpoint.best_model_score
     if best is not None:
@@ -174,6 +172,31 @@ def train(cfg: DictConfig) -> dict[str, float]:
         write_report(out, metrics, labels, monitor=monitor)
         loggers.finish(logger, metrics, out, model, tokenizer, datamodule)
     return {k: float(v) for k, v in metrics.items() if _is_number(v)}
+
+
+def _training_batches(graphed: bool, data_cfg, model, tokenizer, datamodule):
+    """How training batches reach the model, logged in one line: CUDA graphs over padded
+    batches of a few shapes (model.cuda_graphs, one GPU), else packed (data.unpad), else padded.
+    Returns the GraphedTraining the module runs, or None."""
+    if graphed:
+        multiple = cuda_graphs.bucket(data_cfg.max_length)
+        datamodule.train_collate = cuda_graphs.StaticCollator(tokenizer, multiple)
+        log.info(
+            "model.cuda_graphs: training steps replay as CUDA graphs, batches padded to a "
+            "multiple of %d tokens (data.unpad does not apply)", multiple,
+        )  # fmt: skip
+        return cuda_graphs.GraphedTraining(model, data_cfg.batch_size)
+    if not data_cfg.unpad:
+        return None
+    if unpad.supports(model):
+        datamodule.train_collate = unpad.UnpaddedCollator(unpad.enable(model))
+        log.info("data.unpad: training batches are packed, pad tokens skip the dense layers")
+    else:
+        log.info(
+            "data.unpad: %s trains on padded batches (unpadding covers BERT, RoBERTa and "
+            "XLM-R bodies)", type(model).__name__,
+        )  # fmt: skip
+    return None
 
 
 def _is_number(value: Any) -> bool:

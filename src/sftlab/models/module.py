@@ -19,6 +19,8 @@ from sftlab.optim import OptimizerFromConfig
 # DDP ranks; Lightning's advice to add sync_dist would only average equal numbers again.
 warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test|train)/")
 
+DEFER_STEPS = 50  # training-metric updates are batched over this many steps
+
 
 class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
     """Cross-entropy fine-tuning with one MetricCollection per stage.
@@ -66,8 +68,15 @@ class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
         # the mean over every row, however unevenly the rows fall on the ranks.
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.test_results: dict[str, Any] = {}
+        # Training metrics are updated every DEFER_STEPS steps from the batches in between:
+        # torchmetrics' update syncs with the host, which would stall the GPU every step.
+        self._train_pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # sftlab.models.cuda_graphs.GraphedTraining when model.cuda_graphs is on (train.py).
+        self.graphed: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.graphed is not None and self.training:  # model.cuda_graphs
+            return self.graphed(batch)
         if unpad.is_unpadded(batch):  # a packed training batch (data.unpad)
             return unpad.logits(self.model, batch)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -78,12 +87,27 @@ class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
         labels = batch["labels"]
         loss = nn.functional.cross_entropy(logits, labels, weight=self.class_weights)
         preds = logits.argmax(dim=-1)
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(preds, labels)
+        self.update_metrics(stage, preds, labels)
         self.log_loss(stage, loss, len(labels))
         if stage == "test":
             self.test_confusion.update(preds, labels)
         return loss
+
+    def update_metrics(self, stage: str, preds: torch.Tensor, target: torch.Tensor) -> None:
+        """``stage``'s metrics; while training, every DEFER_STEPS steps (same values)."""
+        if stage != "train":
+            getattr(self, f"{stage}_metrics").update(preds, target)
+            return
+        # A copy: under CUDA graphs the outputs live in buffers the next step overwrites.
+        self._train_pending.append((preds.detach().clone(), target.detach()))
+        if len(self._train_pending) >= DEFER_STEPS:
+            self.flush_train_metrics()
+
+    def flush_train_metrics(self) -> None:
+        if self._train_pending:
+            preds, target = (torch.cat(parts) for parts in zip(*self._train_pending, strict=True))
+            self._train_pending.clear()
+            self.train_metrics.update(preds, target)
 
     def log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
         """``stage/loss``: per step while training, averaged over the epoch everywhere (and over
@@ -102,6 +126,7 @@ class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
         return self._shared_step(batch, "train")
 
     def on_train_epoch_end(self) -> None:
+        self.flush_train_metrics()
         self._log_collection(self.train_metrics)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

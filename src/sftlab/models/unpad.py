@@ -53,16 +53,16 @@ AttentionInterface.register(ATTN, _attention)
 ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN, sdpa_mask)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> nn.Module:
     """The Hugging Face model under a PEFT wrapper (LoRA layers stay inside it)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def _encoder(model: nn.Module) -> tuple[nn.Module, str, int] | None:
+def encoder_of(model: nn.Module) -> tuple[nn.Module, str, int] | None:
     """(encoder, pooling, first position id) of a supported classifier, else None."""
     from sftlab.models.modeling_pooled import PooledForSequenceClassification
 
-    model = _unwrap(model)
+    model = unwrap(model)
     if isinstance(model, PooledForSequenceClassification):
         encoder, pooling = model.backbone, model.config.pooling
     else:
@@ -82,15 +82,15 @@ def _encoder(model: nn.Module) -> tuple[nn.Module, str, int] | None:
 def supports(model: nn.Module) -> bool:
     """Whether ``model``'s training batches can be unpadded (BERT / RoBERTa / XLM-R bodies,
     with their own head or sftlab's pooled one)."""
-    return _encoder(model) is not None
+    return encoder_of(model) is not None
 
 
 def enable(model: nn.Module) -> int:
     """Route ``model``'s attention through the unpadded kernel; returns the first position id
     the collator must use."""
-    found = _encoder(model)
+    found = encoder_of(model)
     if found is None:
-        raise ValueError(f"{type(_unwrap(model)).__name__} cannot run unpadded batches")
+        raise ValueError(f"{type(unwrap(model)).__name__} cannot run unpadded batches")
     encoder, _, first = found
     encoder.set_attn_implementation(ATTN)
     return first
@@ -98,7 +98,7 @@ def enable(model: nn.Module) -> int:
 
 def disable(model: nn.Module) -> None:
     """Back to SDPA, e.g. before the model is saved for plain Hugging Face use."""
-    found = _encoder(model)
+    found = encoder_of(model)
     if found is not None and found[0].config._attn_implementation == ATTN:
         found[0].set_attn_implementation("sdpa")
 
@@ -140,7 +140,7 @@ def logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The classifier's logits for an unpadded batch, as its padded forward would give them."""
     from sftlab.features import split_model
 
-    encoder, pooling, _ = _encoder(model)
+    encoder, pooling, _ = encoder_of(model)
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "attention_mask")}
     hidden = encoder(**inputs).last_hidden_state[0]  # (T, H)
     mask = batch["unpad_mask"]
@@ -151,5 +151,5 @@ def logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         segment = batch["unpad_valid"] // mask.shape[1]  # slot b * L + j belongs to text b
         features = hidden.new_zeros(len(lengths), hidden.shape[-1]).index_add(0, segment, hidden)
         features = features / lengths[:, None].to(hidden.dtype)
-    _, parts, head = split_model(_unwrap(model))
+    _, parts, head = split_model(unwrap(model))
     return head(parts, features)

@@ -72,7 +72,7 @@ class MultiLabelClassifier(SequenceClassifier):
             self._val_probs.append(probs)
             self._val_targets.append(target.int())
         else:
-            getattr(self, f"{stage}_metrics").update((probs >= self.threshold).int(), target.int())
+            self.update_metrics(stage, (probs >= self.threshold).int(), target.int())
         self.log_loss(stage, loss, len(target))
         return loss
 

@@ -51,7 +51,7 @@ class Regressor(SequenceClassifier):
             loss = nn.functional.huber_loss(preds, target, delta=self.huber_delta)
         else:
             loss = nn.functional.mse_loss(preds, target)
-        getattr(self, f"{stage}_metrics").update(preds.detach(), target)
+        self.update_metrics(stage, preds.detach(), target)
         self.log_loss(stage, loss, len(target))
         return loss
 

@@ -1,0 +1,184 @@
+"""CUDA graphs for the training step of BERT-family classifiers on one GPU (``model.cuda_graphs``).
+
+On a GPU a small encoder's training step is bound by the host, not by arithmetic: MiniLM at batch
+32 issues about a thousand kernels per step and the GPU waits on Python to launch each one. A CUDA
+graph records the forward and the backward once and replays each as a single launch.
+
+A graph replays fixed shapes, so training batches are padded to a multiple of ``bucket(...)``
+tokens (32 for max_length 128): a handful of shapes per run, one graph each, captured the first
+time the shape comes (``torch.cuda.make_graphed_callables``). The batches are the same random
+batches; the logits equal the padded forward's (tests/test_cuda_graphs.py). A batch of another
+size (the last one of an epoch) runs eagerly, as does validation, test and predict.
+
+The attention mask goes to the encoder in its 4-D form, which transformers passes to SDPA as it
+is: the 2-D form is checked on the host (``mask.all()``), a sync a graph cannot hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from sftlab.errors import SftlabError
+from sftlab.models import unpad
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", True, False)
+
+
+def bucket(max_length: int) -> int:
+    """Training batches are padded to a multiple of this: 32 up to max_length 256, then
+    max_length / 8 (rounded up to a multiple of 8), so that a run has at most 8 shapes."""
+    return max(32, 8 * math.ceil(max_length / 64))
+
+
+def decide(cfg: Any, model: nn.Module) -> bool:
+    """Whether training runs as CUDA graphs, from ``model.cuda_graphs`` (auto, true, false) and
+    the rest of the run's config: auto turns graphs on wherever they can run; true where they
+    cannot is a one-line error naming what stands in the way. Decided before any file is
+    written."""
+    from sftlab.hardware import resolve_accelerator
+
+    setting = cfg.model.get("cuda_graphs", "auto")
+    if setting not in MODES:
+        raise SftlabError(f"model.cuda_graphs must be auto, true or false, got {setting!r}")
+    if setting is False:
+        return False
+    trainer = cfg.trainer
+    blockers = {  # the setting that would let graphs run -> whether the run lacks it
+        "trainer.accelerator=gpu (a CUDA device)": resolve_accelerator(
+            trainer.get("accelerator", "auto")
+        ) != "cuda",
+        "trainer.devices=1": trainer.get("devices", 1) not in (1, "1"),
+        "trainer.num_nodes=1": trainer.get("num_nodes", 1) != 1,
+        "trainer.strategy=auto (one device)": trainer.get("strategy", "auto") not in (None, "auto"),
+        "trainer.accumulate_grad_batches=1": trainer.get("accumulate_grad_batches", 1) != 1,
+        "model.gradient_checkpointing=false": bool(cfg.model.get("gradient_checkpointing")),
+        "model.compile=false": bool(cfg.model.get("compile")),
+        "a strategy without cache_features": bool(cfg.strategy.get("cache_features")),
+        "a BERT, RoBERTa or XLM-R encoder": not unpad.supports(model),
+    }
+    missing = [key for key, blocked in blockers.items() if blocked]
+    if missing and setting is True:
+        raise SftlabError(
+            f"model.cuda_graphs=true needs {', '.join(missing)}; set model.cuda_graphs=auto"
+        )
+    return not missing
+
+
+class StaticCollator:
+    """Padded training batches whose length is a multiple of ``multiple`` (a few shapes)."""
+
+    def __init__(self, tokenizer: Any, multiple: int):
+        from transformers import DataCollatorWithPadding
+
+        self.collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
+        self.multiple = multiple
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return self.collate(rows)
+
+
+def static_logits(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, *types) -> torch.Tensor:
+    """The classifier's logits for a padded batch, with no host sync (a graph can hold it)."""
+    from sftlab.features import split_model
+
+    encoder, pooling, _ = unpad.encoder_of(model)
+    inputs = {"input_ids": ids, "attention_mask": mask[:, None, None, :].bool()}
+    if types:
+        inputs["token_type_ids"] = types[0]
+    hidden = encoder(**inputs).last_hidden_state  # (B, L, H)
+    if pooling == "cls":
+        features = hidden[:, 0]
+    else:  # the mean over each text's tokens
+        weights = mask.to(hidden.dtype)[:, :, None]
+        features = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+    _, parts, head = split_model(unpad.unwrap(model))
+    return head(parts, features)
+
+
+class _Step(nn.Module):
+    """What one graph holds: the batch tensors in, the logits out. Its parameters are the
+    model's, so the backward graph produces their gradients."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, *types: torch.Tensor) -> torch.Tensor:
+        return static_logits(self.model, ids, mask, *types)
+
+
+class GraphedTraining:
+    """Training logits through one CUDA graph per batch shape, captured on first sight.
+
+    ``capture`` is ``torch.cuda.make_graphed_callables``'s signature (tests pass a stand-in).
+    All graphs share one memory pool: only one runs at a time and each step's forward and
+    backward replay in pairs, so their temporaries may overlap. Each keeps its own gradient
+    buffers (4 bytes per trainable parameter per shape).
+    """
+
+    def __init__(self, model: nn.Module, batch_size: int, capture: Callable | None = None,
+                 warmup: int = 2):  # fmt: skip
+        self.model, self.batch_size, self.warmup = model, batch_size, warmup
+        self.capture = capture or torch.cuda.make_graphed_callables
+        self.graphs: dict[tuple, nn.Module] = {}
+        self.captured = 0
+        self.eager_steps = 0
+        self.replayed_steps = 0
+        self.capture_seconds = 0.0
+        self._pool = None
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        args = [batch["input_ids"], batch["attention_mask"]]
+        if "token_type_ids" in batch:
+            args.append(batch["token_type_ids"])
+        key = tuple(tuple(a.shape) for a in args)
+        if len(args[0]) != self.batch_size:  # the epoch's last, smaller batch: one eager step
+            self.eager_steps += 1
+            return static_logits(self.model, *args)
+        graph = self.graphs.get(key)
+        if graph is None:
+            graph = self._capture(key, args)
+        self.replayed_steps += 1
+        return graph(*args)
+
+    def _capture(self, key: tuple, args: list[torch.Tensor]) -> nn.Module:
+        import time
+
+        started = time.perf_counter()
+        kwargs: dict[str, Any] = {"num_warmup_iters": self.warmup}
+        if self.capture is torch.cuda.make_graphed_callables:
+            if self._pool is None:
+                self._pool = torch.cuda.graph_pool_handle()
+            kwargs["pool"] = self._pool
+            # A parameter the loss does not reach (a pooled model's unused BERT pooler) keeps
+            # no gradient, as in the eager step, instead of failing the capture.
+            kwargs["allow_unused_input"] = True
+        graph = self.capture(_Step(self.model), tuple(a.clone() for a in args), **kwargs)
+        self.graphs[key] = graph
+        self.captured += 1
+        seconds = time.perf_counter() - started
+        self.capture_seconds += seconds
+        log.info("model.cuda_graphs: captured batch shape %s in %.2f s", key[0], seconds)
+        return graph
+
+    def release(self) -> None:
+        """Free the graphs and their memory pool (after fit: evaluation runs eagerly)."""
+        self.graphs.clear()
+        self._pool = None
+
+    def facts(self) -> dict[str, Any]:
+        """For metrics.json: shapes captured, steps replayed / eager, capture time."""
+        return {
+            "cuda_graphs_shapes": self.captured,
+            "cuda_graphs_replayed_steps": self.replayed_steps,
+            "cuda_graphs_eager_steps": self.eager_steps,
+            "cuda_graphs_capture_seconds": round(self.capture_seconds, 2),
+        }
