@@ -222,3 +222,19 @@ def test_graphed_training_matches_eager_on_cuda():
     for (n, a), b in zip(models["eager"].named_parameters(), models["graphed"].parameters(),
                          strict=True):  # fmt: skip
         torch.testing.assert_close(a, b, atol=2e-3, rtol=2e-2, msg=n)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_each_replay_draws_new_dropout_masks():
+    """Dropout inside a graph must not freeze one mask: two replays of one batch differ."""
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**SMALL)).cuda().train()  # dropout 0.1
+    graphed = cuda_graphs.GraphedTraining(model, batch_size=8)
+    batch = {k: v.cuda() for k, v in next(_batches([8], [32])).items()}
+    first, second = graphed(batch).clone(), graphed(batch).clone()
+    assert graphed.captured == 1 and graphed.replayed_steps == 2
+    assert not torch.equal(first, second)
+    model.eval()  # without dropout the graph's forward is the eager one
+    eager = cuda_graphs.static_logits(model, batch["input_ids"], batch["attention_mask"])
+    assert torch.isfinite(eager).all()

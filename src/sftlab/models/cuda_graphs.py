@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -161,7 +162,10 @@ class GraphedTraining:
             # A parameter the loss does not reach (a pooled model's unused BERT pooler) keeps
             # no gradient, as in the eager step, instead of failing the capture.
             kwargs["allow_unused_input"] = True
-        graph = self.capture(_Step(self.model), tuple(a.clone() for a in args), **kwargs)
+        with warnings.catch_warnings():
+            # The warm-up runs on a side stream, as make_graphed_callables does by design.
+            warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream")
+            graph = self.capture(_Step(self.model), tuple(a.clone() for a in args), **kwargs)
         self.graphs[key] = graph
         self.captured += 1
         seconds = time.perf_counter() - started
