@@ -55,12 +55,14 @@ def test_bucket_keeps_a_run_to_a_few_shapes():
 
 
 def test_static_collator_pads_to_a_multiple_of_the_bucket():
-    collate = cuda_graphs.StaticCollator(AutoTokenizer.from_pretrained(resolve(MINILM)), 32)
+    collate = cuda_graphs.StaticCollator(AutoTokenizer.from_pretrained(resolve(MINILM)), 32, 128)
     rows = [{"input_ids": list(range(101, 101 + n)), "labels": 0} for n in (3, 33, 40)]
     batch = collate(rows)
     assert batch["input_ids"].shape == (3, 64)
     assert batch["attention_mask"].sum(dim=1).tolist() == [3, 33, 40]
     assert collate(rows[:1])["input_ids"].shape == (1, 32)
+    capped = cuda_graphs.StaticCollator(collate.tokenizer, 32, 50)  # positions may end at 50
+    assert capped(rows)["input_ids"].shape == (3, 50)
 
 
 def _cfg(*overrides: str):
@@ -76,8 +78,9 @@ def test_auto_is_off_on_a_cpu_and_true_there_names_what_is_missing():
     assert cuda_graphs.decide(_cfg("model.cuda_graphs=false"), _bert()) is False
     with pytest.raises(SftlabError, match=r"model.cuda_graphs=true needs trainer.accelerator=gpu"):
         cuda_graphs.decide(_cfg("model.cuda_graphs=true"), _bert())
-    with pytest.raises(SftlabError, match="must be auto, true or false, got 'yes'"):
-        cuda_graphs.decide(_cfg("model.cuda_graphs=yes"), _bert())
+    for value, shown in (("yes", "'yes'"), ("0", "0")):
+        with pytest.raises(SftlabError, match=f"must be auto, true or false, got {shown}"):
+            cuda_graphs.decide(_cfg(f"model.cuda_graphs={value}"), _bert())
 
 
 @pytest.mark.parametrize(
@@ -108,6 +111,16 @@ def test_auto_on_a_gpu_skips_models_outside_bert_roberta_xlmr(monkeypatch):
     assert cuda_graphs.decide(_cfg(), distil) is False
     with pytest.raises(SftlabError, match="a BERT, RoBERTa or XLM-R encoder"):
         cuda_graphs.decide(_cfg("model.cuda_graphs=true"), distil)
+
+
+def test_auto_on_a_gpu_needs_sdpa_attention(monkeypatch):
+    """Eager attention adds a 4-D mask to the scores: a boolean one would not mask the pads."""
+    monkeypatch.setattr("sftlab.hardware.resolve_accelerator", lambda accelerator: "cuda")
+    model = _bert()
+    model.set_attn_implementation("eager")
+    assert cuda_graphs.decide(_cfg(), model) is False
+    with pytest.raises(SftlabError, match="the sdpa attention implementation"):
+        cuda_graphs.decide(_cfg("model.cuda_graphs=true"), model)
 
 
 class _Capture:
@@ -171,6 +184,39 @@ def test_one_capture_per_shape_the_odd_batch_eager_and_the_same_training_as_eage
     module.eval()  # evaluation never goes through the graphs
     module(next(_batches([3], [32])))
     assert graphed.replayed_steps == 4
+
+
+def test_a_shape_that_does_not_fit_as_a_graph_trains_eagerly():
+    def out_of_memory(step, sample_args, num_warmup_iters):
+        calls.append(tuple(sample_args[0].shape))
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    calls = []
+    graphed = cuda_graphs.GraphedTraining(_bert(), batch_size=4, capture=out_of_memory)
+    batches = list(_batches([4, 4], [32, 32]))
+    logits = [graphed(batch) for batch in batches]
+    assert calls == [(4, 32)]  # tried once, then that shape stays eager
+    assert [x.shape for x in logits] == [(4, 3), (4, 3)]
+    assert graphed.facts()["cuda_graphs_eager_steps"] == 2
+    assert graphed.facts()["cuda_graphs_shapes"] == 0
+
+
+def test_unfreezing_a_layer_captures_again():
+    """strategy=gradual: a graph's backward only yields the gradients of what trained when it
+    was captured, so a change of trainable parameters means new graphs."""
+    model = _bert()
+    layer = model.bert.encoder.layer[0]
+    layer.requires_grad_(False)
+    capture = _Capture()
+    graphed = cuda_graphs.GraphedTraining(model, batch_size=4, capture=capture)
+    batches = list(_batches([4, 4, 4], [32, 32, 32]))
+    graphed(batches[0])
+    graphed(batches[1])
+    assert capture.shapes == [(4, 32)]
+    layer.requires_grad_(True)
+    graphed(batches[2])
+    assert capture.shapes == [(4, 32), (4, 32)]
+    assert graphed.facts()["cuda_graphs_shapes"] == 2
 
 
 def test_training_metrics_batched_over_steps_equal_per_step_updates():
@@ -238,3 +284,23 @@ def test_each_replay_draws_new_dropout_masks():
     model.eval()  # without dropout the graph's forward is the eager one
     eager = cuda_graphs.static_logits(model, batch["input_ids"], batch["attention_mask"])
     assert torch.isfinite(eager).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_a_layer_unfrozen_mid_training_gets_gradients_on_cuda():
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**SMALL)).cuda().train()
+    layer = model.bert.encoder.layer[0]
+    layer.requires_grad_(False)
+    graphed = cuda_graphs.GraphedTraining(model, batch_size=8)
+    batch = {k: v.cuda() for k, v in next(_batches([8], [32])).items()}
+    loss = torch.nn.functional.cross_entropy(graphed(batch).float(), batch["labels"])
+    loss.backward()
+    assert all(p.grad is None for p in layer.parameters())
+    layer.requires_grad_(True)
+    model.zero_grad(set_to_none=True)
+    loss = torch.nn.functional.cross_entropy(graphed(batch).float(), batch["labels"])
+    loss.backward()
+    assert graphed.captured == 2
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters())

@@ -14,6 +14,14 @@ import lightning.pytorch as L
 from lightning.pytorch.callbacks import Callback
 
 
+def _wait_for(pl_module: L.LightningModule) -> None:
+    """Let a CUDA device finish its queued work, so the clock reads what the steps took."""
+    if pl_module.device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(pl_module.device)
+
+
 class Throughput(Callback):
     """``train_seconds``, ``train_samples_per_second``, ``train_tokens_per_second`` (real
     tokens, padding excluded) over every full training epoch."""
@@ -24,10 +32,12 @@ class Throughput(Callback):
         self._started: float | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        _wait_for(pl_module)
         self._started = time.perf_counter()
 
-    def _stop(self) -> None:
+    def _stop(self, pl_module: L.LightningModule) -> None:
         if self._started is not None:
+            _wait_for(pl_module)  # the GPU may still run queued steps: they count
             self.seconds += time.perf_counter() - self._started
             self._started = None
 
@@ -36,10 +46,10 @@ class Throughput(Callback):
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._stop()
+            self._stop(pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._stop()
+        self._stop(pl_module)
 
     def results(self) -> dict[str, float]:
         if not self.seconds or not self.samples:

@@ -108,7 +108,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = tasks.build_module(
         cfg, data_cfg, trained, labels, optimizer, class_weights=weights, layer_decay=layer_decay
     )
-    module.graphed = _training_batches(graphed, data_cfg, model, tokenizer, datamodule)
+    module.graphed = _training_batches(
+        graphed, bool(cfg.strategy.get("cache_features")), data_cfg, model, tokenizer, datamodule
+    )
     with open_dict(cfg):  # data.max_length=auto: record the number it resolved to
         cfg.data.max_length = data_cfg.max_length
     run.state["labels"] = labels
@@ -174,19 +176,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if _is_number(v)}
 
 
-def _training_batches(graphed: bool, data_cfg, model, tokenizer, datamodule):
+def _training_batches(graphed: bool, head_only: bool, data_cfg, model, tokenizer, datamodule):
     """How training batches reach the model, logged in one line: CUDA graphs over padded
     batches of a few shapes (model.cuda_graphs, one GPU), else packed (data.unpad), else padded.
     Returns the GraphedTraining the module runs, or None."""
     if graphed:
         multiple = cuda_graphs.bucket(data_cfg.max_length)
-        datamodule.train_collate = cuda_graphs.StaticCollator(tokenizer, multiple)
+        datamodule.train_collate = cuda_graphs.StaticCollator(
+            tokenizer, multiple, data_cfg.max_length
+        )
         log.info(
             "model.cuda_graphs: training steps replay as CUDA graphs, batches padded to a "
             "multiple of %d tokens (data.unpad does not apply)", multiple,
         )  # fmt: skip
         return cuda_graphs.GraphedTraining(model, data_cfg.batch_size)
-    if not data_cfg.unpad:
+    if not data_cfg.unpad or head_only:  # head-only trains on cached features, not batches
         return None
     if unpad.supports(model):
         datamodule.train_collate = unpad.UnpaddedCollator(unpad.enable(model))

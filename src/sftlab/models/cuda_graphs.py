@@ -30,9 +30,6 @@ from sftlab.models import unpad
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", True, False)
-
-
 def bucket(max_length: int) -> int:
     """Training batches are padded to a multiple of this: 32 up to max_length 256, then
     max_length / 8 (rounded up to a multiple of 8), so that a run has at most 8 shapes."""
@@ -47,7 +44,7 @@ def decide(cfg: Any, model: nn.Module) -> bool:
     from sftlab.hardware import resolve_accelerator
 
     setting = cfg.model.get("cuda_graphs", "auto")
-    if setting not in MODES:
+    if setting != "auto" and not isinstance(setting, bool):
         raise SftlabError(f"model.cuda_graphs must be auto, true or false, got {setting!r}")
     if setting is False:
         return False
@@ -64,6 +61,9 @@ def decide(cfg: Any, model: nn.Module) -> bool:
         "model.compile=false": bool(cfg.model.get("compile")),
         "a strategy without cache_features": bool(cfg.strategy.get("cache_features")),
         "a BERT, RoBERTa or XLM-R encoder": not unpad.supports(model),
+        # The 4-D boolean mask means "attend" to SDPA; eager attention would add it as a bias.
+        "the sdpa attention implementation": unpad.supports(model)
+        and unpad.encoder_of(model)[0].config._attn_implementation != "sdpa",
     }
     missing = [key for key, blocked in blockers.items() if blocked]
     if missing and setting is True:
@@ -74,16 +74,19 @@ def decide(cfg: Any, model: nn.Module) -> bool:
 
 
 class StaticCollator:
-    """Padded training batches whose length is a multiple of ``multiple`` (a few shapes)."""
+    """Padded training batches whose length is a multiple of ``multiple`` (a few shapes), and
+    never longer than ``max_length`` (the position table may end there)."""
 
-    def __init__(self, tokenizer: Any, multiple: int):
-        from transformers import DataCollatorWithPadding
-
-        self.collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
-        self.multiple = multiple
+    def __init__(self, tokenizer: Any, multiple: int, max_length: int):
+        self.tokenizer, self.multiple, self.max_length = tokenizer, multiple, max_length
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return self.collate(rows)
+        longest = max(len(row["input_ids"]) for row in rows)
+        length = min(self.multiple * math.ceil(longest / self.multiple), self.max_length)
+        length = max(length, longest)  # rows are already cut to max_length; never truncate
+        return self.tokenizer.pad(
+            rows, padding="max_length", max_length=length, return_tensors="pt"
+        )
 
 
 def static_logits(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, *types) -> torch.Tensor:
@@ -130,6 +133,8 @@ class GraphedTraining:
         self.model, self.batch_size, self.warmup = model, batch_size, warmup
         self.capture = capture or torch.cuda.make_graphed_callables
         self.graphs: dict[tuple, nn.Module] = {}
+        self._params = list(model.parameters())
+        self._trainable = self._which_train()
         self.captured = 0
         self.eager_steps = 0
         self.replayed_steps = 0
@@ -144,9 +149,18 @@ class GraphedTraining:
         if len(args[0]) != self.batch_size:  # the epoch's last, smaller batch: one eager step
             self.eager_steps += 1
             return static_logits(self.model, *args)
-        graph = self.graphs.get(key)
-        if graph is None:
-            graph = self._capture(key, args)
+        trainable = self._which_train()
+        if trainable != self._trainable:  # e.g. strategy=gradual unfroze a layer
+            # A graph's backward computes the gradients of what trained when it was captured.
+            log.info("model.cuda_graphs: the trainable parameters changed, capturing again")
+            self.release()
+            self._trainable = trainable
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(key, args)
+        graph = self.graphs[key]
+        if graph is None:  # this shape did not fit as a graph: it runs eagerly
+            self.eager_steps += 1
+            return static_logits(self.model, *args)
         self.replayed_steps += 1
         return graph(*args)
 
@@ -162,21 +176,42 @@ class GraphedTraining:
             # A parameter the loss does not reach (a pooled model's unused BERT pooler) keeps
             # no gradient, as in the eager step, instead of failing the capture.
             kwargs["allow_unused_input"] = True
-        with warnings.catch_warnings():
-            # The warm-up runs on a side stream, as make_graphed_callables does by design.
-            warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream")
-            graph = self.capture(_Step(self.model), tuple(a.clone() for a in args), **kwargs)
-        self.graphs[key] = graph
+        try:
+            with warnings.catch_warnings():
+                # The warm-up runs on a side stream, as make_graphed_callables does by design.
+                warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream")
+                graph = self.capture(_Step(self.model), tuple(a.clone() for a in args), **kwargs)
+        except torch.OutOfMemoryError:
+            # Each shape keeps its own gradient buffers: when one more set does not fit, that
+            # shape trains eagerly (as fast as without graphs) instead of failing the run.
+            log.warning(
+                "model.cuda_graphs: no GPU memory left to capture batch shape %s: it runs "
+                "eagerly (model.cuda_graphs=false turns the graphs off)", key[0],
+            )  # fmt: skip
+            self._free()
+            return None
         self.captured += 1
         seconds = time.perf_counter() - started
         self.capture_seconds += seconds
         log.info("model.cuda_graphs: captured batch shape %s in %.2f s", key[0], seconds)
         return graph
 
+    def _which_train(self) -> tuple[bool, ...]:
+        return tuple(p.requires_grad for p in self._params)
+
     def release(self) -> None:
         """Free the graphs and their memory pool (after fit: evaluation runs eagerly)."""
         self.graphs.clear()
         self._pool = None
+        self._free()
+
+    @staticmethod
+    def _free() -> None:
+        import gc
+
+        gc.collect()  # a graphed callable is a reference cycle: only a collection frees it
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
 
     def facts(self) -> dict[str, Any]:
         """For metrics.json: shapes captured, steps replayed / eager, capture time."""

@@ -122,6 +122,11 @@ class SequenceClassifier(OptimizerFromConfig, L.LightningModule):
         mean.update(loss.detach(), weight=batch_size)
         self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
 
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer) -> None:
+        # None, never zeros: under CUDA graphs p.grad is the graph's own gradient buffer, which
+        # the next replay overwrites; zeroed in place, the next step would add it to itself.
+        optimizer.zero_grad(set_to_none=True)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
 
