@@ -158,8 +158,9 @@ def _module(model, graphed):
 def test_one_capture_per_shape_the_odd_batch_eager_and_the_same_training_as_eager():
     sizes, lengths = [4, 4, 4, 4, 2], [32, 64, 32, 64, 32]
     torch.manual_seed(0)
-    eager_model = BertForSequenceClassification(BertConfig(**SMALL, hidden_dropout_prob=0.0,
-                                                           attention_probs_dropout_prob=0.0))
+    eager_model = BertForSequenceClassification(
+        BertConfig(**SMALL, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    )
     graphed_model = BertForSequenceClassification(eager_model.config)
     graphed_model.load_state_dict(eager_model.state_dict())
     capture = _Capture()
@@ -225,7 +226,10 @@ def test_training_metrics_batched_over_steps_equal_per_step_updates():
     g = torch.Generator().manual_seed(2)
     steps = DEFER_STEPS + 7  # one flush inside the epoch, the rest at its end
     for _ in range(steps):
-        preds, target = torch.randint(0, 3, (8,), generator=g), torch.randint(0, 3, (8,), generator=g)
+        preds, target = (
+            torch.randint(0, 3, (8,), generator=g),
+            torch.randint(0, 3, (8,), generator=g),
+        )
         module.update_metrics("train", preds, target)
         reference.update(preds, target)
     assert len(module._train_pending) == steps - DEFER_STEPS

@@ -30,6 +30,7 @@ from sftlab.models import unpad
 
 log = logging.getLogger(__name__)
 
+
 def bucket(max_length: int) -> int:
     """Training batches are padded to a multiple of this: 32 up to max_length 256, then
     max_length / 8 (rounded up to a multiple of 8), so that a run has at most 8 shapes."""
@@ -49,10 +50,9 @@ def decide(cfg: Any, model: nn.Module) -> bool:
     if setting is False:
         return False
     trainer = cfg.trainer
+    accelerator = resolve_accelerator(trainer.get("accelerator", "auto"))
     blockers = {  # the setting that would let graphs run -> whether the run lacks it
-        "trainer.accelerator=gpu (a CUDA device)": resolve_accelerator(
-            trainer.get("accelerator", "auto")
-        ) != "cuda",
+        "trainer.accelerator=gpu (a CUDA device)": accelerator != "cuda",
         "trainer.devices=1": trainer.get("devices", 1) not in (1, "1"),
         "trainer.num_nodes=1": trainer.get("num_nodes", 1) != 1,
         "trainer.strategy=auto (one device)": trainer.get("strategy", "auto") not in (None, "auto"),
