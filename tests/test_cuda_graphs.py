@@ -53,6 +53,7 @@ def test_static_collator_pads_to_a_multiple_of_the_bucket():
     batch = collate(rows)
     assert batch["input_ids"].shape == (3, 64)
     assert batch["attention_mask"].sum(dim=1).tolist() == [3, 33, 40]
+    assert batch["labels"].tolist() == [0, 0, 0]  # the labels travel with the batch
     assert collate(rows[:1])["input_ids"].shape == (1, 32)
     capped = cuda_graphs.StaticCollator(collate.tokenizer, 32, 50)  # positions may end at 50
     assert capped(rows)["input_ids"].shape == (3, 50)

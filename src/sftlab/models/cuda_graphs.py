@@ -132,7 +132,7 @@ class GraphedTraining:
                  warmup: int = 2):  # fmt: skip
         self.model, self.batch_size, self.warmup = model, batch_size, warmup
         self.capture = capture or torch.cuda.make_graphed_callables
-        self.graphs: dict[tuple, nn.Module] = {}
+        self.graphs: dict[tuple, nn.Module | None] = {}  # None: that shape runs eagerly
         self._params = list(model.parameters())
         self._trainable = self._which_train()
         self.captured = 0
@@ -164,7 +164,8 @@ class GraphedTraining:
         self.replayed_steps += 1
         return graph(*args)
 
-    def _capture(self, key: tuple, args: list[torch.Tensor]) -> nn.Module:
+    def _capture(self, key: tuple, args: list[torch.Tensor]) -> nn.Module | None:
+        """The graphed step for this shape, or None when it does not fit in GPU memory."""
         import time
 
         started = time.perf_counter()
