@@ -5,8 +5,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from sftlab.cli import quote_non_ascii, run_or_exit
-from sftlab.predict import predict
+from sftlab.inference.predict import predict
+from sftlab.utils.cli import quote_non_ascii, run_or_exit
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")

@@ -7,10 +7,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from sftlab.checks import check_config, resolve_metric
-from sftlab.cli import quote_non_ascii, run_or_exit
-from sftlab.hydra_ddp import ddp_job
-from sftlab.sweep import objective, run_in_sweep
+from sftlab.config.checks import check_config, resolve_metric
+from sftlab.reporting.sweep import objective, run_in_sweep
+from sftlab.training.hydra_ddp import ddp_job
+from sftlab.utils.cli import quote_non_ascii, run_or_exit
 
 
 def checked(cfg: DictConfig) -> bool:
@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> float | None:
     run = run_in_sweep if hydra_cfg.mode == RunMode.MULTIRUN else run_or_exit
     metrics = None
     if run(checked, cfg, hydra_cfg.runtime.output_dir):
-        with ddp_job():  # DDP children run this job, not the sweep (see sftlab.hydra_ddp)
+        with ddp_job():  # DDP children run this job, not the sweep (see sftlab.training.hydra_ddp)
             metrics = run(train, cfg, hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return None  # a sweeper's objective: nothing reads it in a single run

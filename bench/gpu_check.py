@@ -64,7 +64,7 @@ def prepare(carry: Path) -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     from trainer_compare import write_splits
 
-    from sftlab.paths import resolve
+    from sftlab.utils.paths import resolve
 
     data = carry / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ def bench(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     from trainer_compare import LABELS, commands, run  # as the CPU comparison has them
 
-    from sftlab.paths import resolve
+    from sftlab.utils.paths import resolve
 
     started = time.perf_counter()
     name, peak_flops = device()

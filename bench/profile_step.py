@@ -20,12 +20,12 @@ import torch
 from head_only_speed import RESULTS, compose_train  # sources on the path, offline, quiet
 from torch.profiler import ProfilerActivity, profile
 
-from sftlab import hardware  # noqa: E402
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # noqa: E402
-from sftlab.metrics import classification_metrics  # noqa: E402
-from sftlab.models import unpad  # noqa: E402
 from sftlab.models.backbone import load_model, load_tokenizer  # noqa: E402
-from sftlab.optim import optimizer_from_config  # noqa: E402
+from sftlab.models.speed import unpad  # noqa: E402
+from sftlab.strategies.optim import optimizer_from_config  # noqa: E402
+from sftlab.tasks.metrics import classification_metrics  # noqa: E402
+from sftlab.utils import hardware  # noqa: E402
 
 PHASES = ("collate", "forward", "loss+metrics", "backward", "optimizer")
 

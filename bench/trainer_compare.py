@@ -34,9 +34,9 @@ from pathlib import Path
 from head_only_speed import RESULTS, ROOT, compose_train  # sources on the path, offline, quiet
 
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # noqa: E402
-from sftlab.hardware import cpu_name, cpu_native_bf16  # noqa: E402
 from sftlab.models.backbone import load_tokenizer  # noqa: E402
-from sftlab.paths import resolve  # noqa: E402
+from sftlab.utils.hardware import cpu_name, cpu_native_bf16  # noqa: E402
+from sftlab.utils.paths import resolve  # noqa: E402
 
 LABELS = ["negative", "neutral", "positive"]
 

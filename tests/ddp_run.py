@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sftlab.inference import load_predictor, raw_outputs
+from sftlab.inference.predictor import load_predictor, raw_outputs
 from tests.conftest import ROOT, TINY
 
 # The tiny run under DDP: eval batches of 4 give the 2 ranks different numbers of batches on the

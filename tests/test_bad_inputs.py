@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sftlab.errors import SftlabError
-from sftlab.export import _export_cli as export_cli
-from sftlab.predict import predict
-from sftlab.serve import serve
+from sftlab.export.hf_folder import _export_cli as export_cli
+from sftlab.inference.predict import predict
+from sftlab.inference.serve import serve
 from sftlab.train import train
+from sftlab.utils.errors import SftlabError
 from tests.conftest import TINY, compose_cfg
 from tests.tiny_run import trained_run
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from sftlab.data.config import DataConfig
+from sftlab.config.data import DataConfig
 from sftlab.data.generation import IGNORE, GenerationDataModule, collate, encode_pair, prompt_ids
 from sftlab.data.packing import pack
-from sftlab.errors import SftlabError
 from sftlab.models.backbone import load_tokenizer
 from sftlab.models.causal import load_causal_lm
 from sftlab.train import train
+from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, compose_cfg
 from tests.test_generation import CHAT_TEMPLATE, GEN, PAIRS
 
@@ -185,7 +185,7 @@ def test_chat_run_with_packing_trains_and_predict_reads_messages(tmp_path):
     generated = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
     assert isinstance(generated[0]["prompt"], list)  # the messages, as the model saw them
 
-    from sftlab.predict import predict
+    from sftlab.inference.predict import predict
 
     inp = tmp_path / "new.jsonl"
     inp.write_text("".join(json.dumps({"messages": g["prompt"]}) + "\n" for g in generated))

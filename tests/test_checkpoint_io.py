@@ -7,8 +7,8 @@ import io
 import pytest
 import torch
 
-from sftlab import checkpoint_io
-from sftlab.checkpoint_io import StreamingCheckpointIO
+from sftlab.training import checkpoint_io
+from sftlab.training.checkpoint_io import StreamingCheckpointIO
 
 
 def test_saves_to_disk_not_to_a_buffer(tmp_path, monkeypatch):

@@ -18,14 +18,14 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from sftlab.config.data import DataConfig
 from sftlab.data.cleaning import clean_texts
-from sftlab.data.config import DataConfig
 from sftlab.data.datamodule import TextClassificationDataModule
 from sftlab.data.rows import prepare
 from sftlab.data.sources import SplitRows
-from sftlab.errors import SftlabError
-from sftlab.inference import load_predictor, predict_frame
-from sftlab.predict import predict
+from sftlab.inference.predict import predict
+from sftlab.inference.predictor import load_predictor, predict_frame
+from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, ROOT
 from tests.e5s1_writer import write_e5s1
 from tests.wandb_offline import read_run
@@ -95,7 +95,7 @@ def test_packaged_reviews_counts_duplicates_and_conflicts():
 
 
 def test_non_ascii_overrides_are_quoted_for_hydra():
-    from sftlab.cli import quote_non_ascii
+    from sftlab.utils.cli import quote_non_ascii
 
     argv = ["train.py", "-m", "data.text_column=评论", "data.labels=[正面,负面]", "seed=1,2",
             "data.label_column='情感'", "data.path=/数据/评论.csv", "x=choice(正面,neg)"]  # fmt: skip
@@ -109,7 +109,7 @@ def test_max_length_auto_counts_chinese_tokens_not_spaces(tmp_path):
     """Chinese has no spaces: the length must come from the XLM-R tokenizer's pieces."""
     from transformers import AutoTokenizer
 
-    from sftlab.models.e5s1 import e5s1_folder
+    from sftlab.models.convert.e5s1 import e5s1_folder
 
     rng = np.random.default_rng(0)
     chars = list("质量很好非常喜欢物流快包装不错差评失望")
@@ -233,7 +233,7 @@ def test_predict_jsonl_round_trips_chinese(run, tmp_path):
 def test_serve_answers_chinese_json(run):
     from fastapi.testclient import TestClient
 
-    from sftlab.serve import create_app
+    from sftlab.inference.serve import create_app
 
     predictor = load_predictor(run, device="cpu")
     client = TestClient(create_app(predictor, batch_size=2, max_texts=8))

@@ -6,11 +6,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from sftlab import hardware
 from sftlab.data.datamodule import DataConfig
-from sftlab.loggers import make_logger
 from sftlab.models.backbone import load_model, load_tokenizer
-from sftlab.optim import optimizer_from_config
+from sftlab.strategies.optim import optimizer_from_config
+from sftlab.training.loggers import make_logger
+from sftlab.utils import hardware
 from tests.conftest import CONF, TINY_CSV, compose_cfg
 
 
@@ -94,19 +94,19 @@ def test_strategy_instantiates(name):
 @pytest.mark.parametrize("name", options("model"))
 def test_model_config(name):
     """Packaged and config-built models load offline; hub-only ones fail with one clear line."""
-    from sftlab.errors import SftlabError
+    from sftlab.utils.errors import SftlabError
 
     cfg = compose_cfg([f"model={name}"])
     if str(cfg.model.name_or_path).endswith(
         ".gguf"
     ):  # a causal LM: converted in tests/test_generation.py (slow)
-        from sftlab.paths import resolve
+        from sftlab.utils.paths import resolve
 
         assert resolve(cfg.model.name_or_path).endswith(".gguf")
         return
     if str(cfg.model.name_or_path).endswith(".bin"):  # E5S1: converted in tests/test_e5s1.py
-        from sftlab.models.e5s1 import is_e5s1
-        from sftlab.paths import resolve
+        from sftlab.models.convert.e5s1 import is_e5s1
+        from sftlab.utils.paths import resolve
 
         assert is_e5s1(resolve(cfg.model.name_or_path))
         return

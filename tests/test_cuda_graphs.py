@@ -12,10 +12,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from sftlab.errors import SftlabError
-from sftlab.models import cuda_graphs
-from sftlab.models.module import DEFER_STEPS, SequenceClassifier
-from sftlab.paths import resolve
+from sftlab.models.speed import cuda_graphs
+from sftlab.tasks.classification import DEFER_STEPS, SequenceClassifier
+from sftlab.utils.errors import SftlabError
+from sftlab.utils.paths import resolve
 from tests.conftest import compose_cfg
 from tests.test_unpad import SMALL, _padded, _rows, padded_references
 
@@ -88,7 +88,7 @@ def test_auto_is_off_on_a_cpu_and_true_there_names_what_is_missing():
     ],
 )
 def test_auto_on_a_gpu_steps_aside_for_what_graphs_cannot_hold(monkeypatch, override, blocker):
-    monkeypatch.setattr("sftlab.hardware.resolve_accelerator", lambda accelerator: "cuda")
+    monkeypatch.setattr("sftlab.utils.hardware.resolve_accelerator", lambda accelerator: "cuda")
     assert cuda_graphs.decide(_cfg(), _bert()) is True
     assert cuda_graphs.decide(_cfg(override), _bert()) is False
     with pytest.raises(SftlabError, match=blocker):
@@ -98,7 +98,7 @@ def test_auto_on_a_gpu_steps_aside_for_what_graphs_cannot_hold(monkeypatch, over
 def test_auto_on_a_gpu_skips_models_outside_bert_roberta_xlmr(monkeypatch):
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
-    monkeypatch.setattr("sftlab.hardware.resolve_accelerator", lambda accelerator: "cuda")
+    monkeypatch.setattr("sftlab.utils.hardware.resolve_accelerator", lambda accelerator: "cuda")
     distil = DistilBertForSequenceClassification(
         DistilBertConfig(vocab_size=120, dim=32, n_layers=1, n_heads=2, hidden_dim=64)
     )
@@ -109,7 +109,7 @@ def test_auto_on_a_gpu_skips_models_outside_bert_roberta_xlmr(monkeypatch):
 
 def test_auto_on_a_gpu_needs_sdpa_attention(monkeypatch):
     """Eager attention adds a 4-D mask to the scores: a boolean one would not mask the pads."""
-    monkeypatch.setattr("sftlab.hardware.resolve_accelerator", lambda accelerator: "cuda")
+    monkeypatch.setattr("sftlab.utils.hardware.resolve_accelerator", lambda accelerator: "cuda")
     model = _bert()
     model.set_attn_implementation("eager")
     assert cuda_graphs.decide(_cfg(), model) is False

@@ -7,8 +7,8 @@ import pytest
 
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.data.sources import load_airline_sentiment
-from sftlab.errors import SftlabError
 from sftlab.models.backbone import load_tokenizer
+from sftlab.utils.errors import SftlabError
 from tests.conftest import TINY_CSV
 
 

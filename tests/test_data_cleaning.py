@@ -9,7 +9,7 @@ import pytest
 
 from sftlab.data.cleaning import DEFAULT_STEPS, clean_texts
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
-from sftlab.errors import SftlabError
+from sftlab.utils.errors import SftlabError
 
 
 @pytest.mark.parametrize(

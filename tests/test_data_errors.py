@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
-from sftlab.errors import SftlabError
 from sftlab.models.backbone import load_tokenizer
+from sftlab.utils.errors import SftlabError
 from tests.conftest import ROOT, TINY_CSV
 
 

@@ -9,9 +9,9 @@ import torch
 
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.data.imbalance import BalancedSampler, class_weights
-from sftlab.errors import SftlabError
-from sftlab.models.module import SequenceClassifier
+from sftlab.tasks.classification import SequenceClassifier
 from sftlab.train import train
+from sftlab.utils.errors import SftlabError
 
 
 def test_balanced_class_weights():

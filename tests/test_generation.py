@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from sftlab.data.config import DataConfig
+from sftlab.config.data import DataConfig
 from sftlab.data.generation import IGNORE, GenerationDataModule, encode_pair, prompt_ids
-from sftlab.errors import SftlabError
 from sftlab.models.backbone import load_tokenizer
 from sftlab.train import train
+from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, compose_cfg
 
 PAIRS = ASSETS / "tiny_translation.csv"
@@ -167,7 +167,7 @@ def test_predict_py_generates_from_the_runs_prompt_template(generation_run, tmp_
     import pandas as pd
     from omegaconf import OmegaConf
 
-    from sftlab.predict import predict
+    from sftlab.inference.predict import predict
 
     cfg, out, metrics = generation_run
     rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
@@ -207,8 +207,8 @@ def test_lora_generation_trains_adapters_and_exports_a_plain_causal_lm(tmp_path)
 def test_serve_answers_a_generation_model_as_the_run_generated(generation_run):
     from fastapi.testclient import TestClient
 
-    from sftlab.inference import load_predictor
-    from sftlab.serve import create_app
+    from sftlab.inference.predictor import load_predictor
+    from sftlab.inference.serve import create_app
 
     cfg, out, metrics = generation_run
     rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]

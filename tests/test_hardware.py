@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from sftlab import hardware
 from sftlab.train import train
+from sftlab.utils import hardware
 from tests.conftest import TINY, compose_cfg
 
 
@@ -54,7 +54,7 @@ def test_metrics_json_records_precision_and_device(tmp_path, monkeypatch, caplog
     cfg = compose_cfg(
         [*TINY, "trainer.precision=auto", "trainer.fast_dev_run=true"], output_dir=tmp_path
     )
-    with caplog.at_level("INFO", logger="sftlab.hardware"):
+    with caplog.at_level("INFO", logger="sftlab.utils.hardware"):
         train(cfg)
     assert any("precision: auto -> 32-true on cpu" in r.message for r in caplog.records)
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -83,7 +83,7 @@ def test_fused_adamw_clips_gradients_under_bf16(tiny_cfg):
 def _module():
     import lightning as L
 
-    from sftlab.optim import OptimizerFromConfig
+    from sftlab.strategies.optim import OptimizerFromConfig
 
     class Module(OptimizerFromConfig, L.LightningModule):
         pass
@@ -109,7 +109,7 @@ def test_fused_is_off_under_a_loss_scaler(caplog):
         (),
         {"precision_plugin": plugin, "precision": "16-mixed", "estimated_stepping_batches": 1},
     )()
-    with caplog.at_level("INFO", logger="sftlab.optim"):
+    with caplog.at_level("INFO", logger="sftlab.strategies.optim"):
         optimizer = module.configure_optimizers()["optimizer"]
     assert not optimizer.defaults["fused"]
     assert any("optimizer.fused: off under 16-mixed" in r.message for r in caplog.records)

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sftlab.data.config import DataConfig
+from sftlab.config.data import DataConfig
 from sftlab.data.datamodule import TextClassificationDataModule, model_length_limit
-from sftlab.errors import SftlabError
 from sftlab.models.backbone import load_tokenizer
+from sftlab.utils.errors import SftlabError
 from tests.conftest import compose_cfg
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
-from sftlab.metrics import classification_metrics, confusion_matrix
+from sftlab.tasks.metrics import classification_metrics, confusion_matrix
 
 
 def test_collection_matches_standalone_metrics_across_resets():

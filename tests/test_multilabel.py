@@ -13,12 +13,12 @@ from sklearn.metrics import f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
-from sftlab.errors import SftlabError
-from sftlab.metrics import multilabel_metrics
+from sftlab.inference.predict import predict
 from sftlab.models.backbone import load_tokenizer
-from sftlab.predict import predict
+from sftlab.tasks.metrics import multilabel_metrics
 from sftlab.tasks.multilabel import best_threshold
 from sftlab.train import train
+from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, TINY, compose_cfg
 
 ML_CSV = ASSETS / "tiny_multilabel.csv"

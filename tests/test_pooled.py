@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from omegaconf import OmegaConf
 from transformers import pipeline
 
-from sftlab.inference import load_predictor
-from sftlab.predict import predict
-from sftlab.serve import create_app
+from sftlab.inference.predict import predict
+from sftlab.inference.predictor import load_predictor
+from sftlab.inference.serve import create_app
 from sftlab.train import train
 from tests.conftest import TINY, compose_cfg
 
@@ -54,7 +54,7 @@ def test_serve_py(pooled_run):
 
 def test_onnx_export(pooled_run, tmp_path):
     pytest.importorskip("onnxruntime")
-    from sftlab.onnx_export import export_onnx
+    from sftlab.export.onnx import export_onnx
 
     run, _ = pooled_run
     target = export_onnx(run, tmp_path / "onnx")

@@ -14,11 +14,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from sftlab.cli import run_or_exit
-from sftlab.errors import SftlabError
-from sftlab.inference import load_predictor, predict_frame
-from sftlab.metrics import classification_metrics
-from sftlab.predict import default_output, predict
+from sftlab.inference.predict import default_output, predict
+from sftlab.inference.predictor import load_predictor, predict_frame
+from sftlab.tasks.metrics import classification_metrics
+from sftlab.utils.cli import run_or_exit
+from sftlab.utils.errors import SftlabError
 from tests.conftest import ROOT
 from tests.tiny_run import copy_run, trained_run
 
@@ -223,7 +223,7 @@ def test_entry_configs_compose(name):
 
 def test_texts_with_carriage_returns_survive_csv(run, tmp_path):
     """Tweets hold bare '\\r': the split files and the predictions keep one row per text."""
-    from sftlab.export import write_splits
+    from sftlab.export.hf_folder import write_splits
 
     texts = ["delayed\ragain", "two\nlines", "plain, with a comma", 'a "quote"']
     frame = pd.DataFrame({"text": texts, "label": ["negative"] * 4})

@@ -14,11 +14,11 @@ from transformers import pipeline
 
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
 from sftlab.data.packaged import load_vader_sentences
-from sftlab.errors import SftlabError
-from sftlab.metrics import regression_metrics
+from sftlab.inference.predict import predict
 from sftlab.models.backbone import load_tokenizer
-from sftlab.predict import predict
+from sftlab.tasks.metrics import regression_metrics
 from sftlab.train import train
+from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, TINY, compose_cfg
 
 REG_CSV = ASSETS / "tiny_regression.csv"
@@ -148,8 +148,8 @@ def test_experiment_vader_regression_composes():
 def test_serve_answers_a_regression_model_with_its_values(regression_run):
     from fastapi.testclient import TestClient
 
-    from sftlab.inference import load_predictor
-    from sftlab.serve import create_app
+    from sftlab.inference.predictor import load_predictor
+    from sftlab.inference.serve import create_app
 
     cfg, out, metrics = regression_run
     test = pd.read_csv(out / "data" / "test.csv")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sftlab.report import per_class_table, write_report
+from sftlab.reporting.report import per_class_table, write_report
 from sftlab.train import train
 
 

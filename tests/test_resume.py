@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from sftlab.errors import SftlabError
 from sftlab.train import train
+from sftlab.utils.errors import SftlabError
 from tests.conftest import ROOT, TINY, compose_cfg
 
 # fp32 on the CPU, 3 epochs of 9 steps, last.ckpt every 4 steps: step 13 is mid-epoch 2.
@@ -144,7 +144,7 @@ def test_resume_auto_starts_fresh_without_an_unfinished_run(tmp_path, uninterrup
     with pytest.raises(SftlabError, match="fast_dev_run saves no checkpoints"):
         train(cfg)
     # the finished run is never picked: resume=auto starts a new run
-    from sftlab import resume
+    from sftlab.training import resume
 
     plan = resume.plan(compose_cfg([*TINY, *RUN, "resume=auto", f"runs_dir={whole_dir.parent}"],
                                    output_dir=tmp_path / "run"))  # fmt: skip
@@ -166,8 +166,8 @@ def test_merged_log_keeps_columns_aligned_when_sessions_log_different_keys(tmp_p
     merge, rows the writer appends (the test metrics) still land under their own names."""
     from lightning.pytorch.loggers import CSVLogger
 
-    from sftlab import lifecycle
-    from sftlab.resume import RunPlan
+    from sftlab.training import lifecycle
+    from sftlab.training.resume import RunPlan
 
     log_dir = tmp_path / "csv"
     _session(log_dir, [{"step": 3, "a": 1.0, "z": 9.0}, {"step": 8, "a": 2.0, "z": 8.0}])
@@ -192,7 +192,7 @@ def test_merged_log_keeps_columns_aligned_when_sessions_log_different_keys(tmp_p
 def test_a_resume_killed_before_merging_keeps_the_first_sessions_rows(tmp_path):
     """Killed resume: both files are on disk, and the killed session logged a starting-point
     row at step 0 before fit. The next resume merges at the step run.json noted, not at 0."""
-    from sftlab import lifecycle
+    from sftlab.training import lifecycle
 
     log_dir = tmp_path / "csv"
     log_dir.mkdir()

@@ -11,10 +11,11 @@ import torch
 from hydra.utils import instantiate
 from safetensors.torch import load_file
 
-from sftlab import scale
-from sftlab.errors import SftlabError
 from sftlab.models.backbone import load_model, load_tokenizer
+from sftlab.models.speed import scale
 from sftlab.train import train
+from sftlab.training.callbacks import early_stopping
+from sftlab.utils.errors import SftlabError
 from tests.conftest import compose_cfg
 
 
@@ -30,10 +31,10 @@ def test_early_stopping_ends_a_run_that_stops_improving(tiny_cfg):
 def test_early_stopping_is_off_by_default_and_checks_patience():
     cfg = compose_cfg([])
     assert cfg.early_stopping.patience is None
-    assert scale.early_stopping(cfg, "val/f1_macro", "max") == []
+    assert early_stopping(cfg, "val/f1_macro", "max") == []
     bad = compose_cfg(["early_stopping.patience=0"])
     with pytest.raises(SftlabError, match="early_stopping.patience must be"):
-        scale.early_stopping(bad, "val/f1_macro", "max")
+        early_stopping(bad, "val/f1_macro", "max")
 
 
 def _tiny_model():

@@ -12,9 +12,9 @@ import pytest
 import uvicorn
 from omegaconf import OmegaConf
 
-from sftlab.errors import SftlabError
-from sftlab.inference import class_probabilities, load_predictor
-from sftlab.serve import create_app, serve
+from sftlab.inference.predictor import class_probabilities, load_predictor
+from sftlab.inference.serve import create_app, serve
+from sftlab.utils.errors import SftlabError
 from tests.tiny_run import trained_run
 
 MAX_TEXTS = 5

@@ -10,16 +10,16 @@ import sys
 
 import pytest
 
-from sftlab.checks import check_call, matches
-from sftlab.errors import SftlabError
-from sftlab.signature import static_signature
+from sftlab.config.checks import check_call, matches
+from sftlab.config.signature import static_signature
+from sftlab.utils.errors import SftlabError
 from tests.conftest import ROOT
 
 TARGETS = [
     "lightning.pytorch.Trainer",
     "torch.optim.AdamW",
     "torch.optim.SGD",
-    "sftlab.models.schedules.linear_warmup",
+    "sftlab.training.schedules.linear_warmup",
     "lightning.pytorch.strategies.DDPStrategy",
 ]
 
@@ -47,7 +47,7 @@ def test_static_signature_has_the_imported_parameters(target):
         ("lightning.pytorch.Trainer", "default_root_dir", "/tmp/run", 3),  # an alias: str | Path
         ("lightning.pytorch.Trainer", "precision", "bf16-mixed", 99),  # aliases of Literals
         ("lightning.pytorch.Trainer", "devices", [0, 1], 1.5),
-        ("sftlab.models.schedules.linear_warmup", "warmup_ratio", 0.1, "x"),
+        ("sftlab.training.schedules.linear_warmup", "warmup_ratio", 0.1, "x"),
     ],
 )
 def test_static_annotations_judge_values_as_the_imported_ones(target, key, good, bad):

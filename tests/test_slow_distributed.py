@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from sftlab.inference import load_predictor
-from sftlab.metrics import multilabel_metrics, regression_metrics
+from sftlab.inference.predictor import load_predictor
+from sftlab.tasks.metrics import multilabel_metrics, regression_metrics
 from sftlab.tasks.multilabel import best_threshold
 from tests.conftest import ASSETS
 from tests.ddp_run import DDP, as_tensor, ddp_run, one_process_outputs, run_train, stored

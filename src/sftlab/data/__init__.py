@@ -6,7 +6,7 @@ __all__ = ["TextClassificationDataModule"]
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: sftlab.data.config (the config check) must not pull in torch.
+    # Imported on first use: sftlab.config.data (the config check) must not pull in torch.
     if name == "TextClassificationDataModule":
         from sftlab.data.datamodule import TextClassificationDataModule
 

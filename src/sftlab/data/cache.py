@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
-from sftlab.data.config import DataConfig
+from sftlab.config.data import DataConfig
 from sftlab.data.packaged import PACKAGED
-from sftlab.distributed import build_once
-from sftlab.paths import resolve
+from sftlab.utils.distributed import build_once
+from sftlab.utils.paths import resolve
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sftlab.errors import SftlabError
+from sftlab.utils.errors import SftlabError
 
 ROLES = ("system", "user", "assistant")
 Messages = list[dict[str, str]]

@@ -20,9 +20,11 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sftlab.errors import SftlabError
+from sftlab.config.data import CLEANING_STEPS, DEFAULT_STEPS, check_steps
+from sftlab.utils.errors import SftlabError
 
-DEFAULT_STEPS = ("html", "normalize")
+__all__ = ["DEFAULT_STEPS", "STEPS", "check_script", "check_steps", "clean_texts"]
+
 
 # A tag starts with a letter, "/" or "!": "<3" and "a < b" are not markup.
 _TAG = re.compile(r"<[A-Za-z/!][^<>]*>")
@@ -75,15 +77,7 @@ STEPS: dict[str, Callable[[str], str]] = {
     "stopwords": _stopwords,  # scikit-learn's English list; refuses CJK text (check_script)
     "punctuation": _punctuation,
 }
-
-
-def check_steps(steps: Sequence[str]) -> None:
-    """Fail in one line on an unknown step name."""
-    for step in steps:
-        if step not in STEPS:
-            raise SftlabError(
-                f"unknown cleaning step '{step}' in data.cleaning: use any of {', '.join(STEPS)}"
-            )
+assert tuple(STEPS) == CLEANING_STEPS  # the names the config check accepts
 
 
 def check_script(

@@ -16,14 +16,14 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from sftlab import distributed
+from sftlab.config.data import AUTO, AUTO_CAP, AUTO_COVERAGE, DataConfig
 from sftlab.data import cache, imbalance, targets
-from sftlab.data.config import AUTO, AUTO_CAP, AUTO_COVERAGE, DataConfig
 from sftlab.data.encoded import EncodedDataset, flatten, gather
 from sftlab.data.resumable import ResumableData
 from sftlab.data.rows import prepare
 from sftlab.data.sources import load_splits
-from sftlab.errors import SftlabError
+from sftlab.utils import distributed
+from sftlab.utils.errors import SftlabError
 
 __all__ = ["DataConfig", "EncodedDataset", "TextClassificationDataModule"]
 
@@ -48,7 +48,7 @@ class TextClassificationDataModule(ResumableData, L.LightningDataModule):
         self.frames: dict[str, pd.DataFrame] = {}
         self.datasets: dict[str, EncodedDataset] = {}
         self.collate = DataCollatorWithPadding(tokenizer)
-        # Training batches only: train.py swaps in sftlab.models.unpad's packing collator.
+        # Training batches only: train.py swaps in sftlab.models.speed.unpad's packing collator.
         self.train_collate: Callable[[list[dict[str, Any]]], dict[str, Any]] = self.collate
         self.cache = cache.DiskCache(config.cache_dir)
         self._rows_key: str | None = None

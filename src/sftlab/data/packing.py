@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import torch
 
-from sftlab.errors import SftlabError
+from sftlab.utils.errors import SftlabError
 
 IGNORE = -100
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sftlab.config.data import DataConfig
 from sftlab.data.cleaning import clean_texts
-from sftlab.data.config import DataConfig
 from sftlab.data.sources import SplitRows, require_columns
 from sftlab.data.targets import label_sets_as_strings
-from sftlab.errors import SftlabError
+from sftlab.utils.errors import SftlabError
 
 
 def label_strings(labels: pd.Series) -> pd.Series:

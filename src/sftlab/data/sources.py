@@ -20,8 +20,8 @@ import pandas as pd
 
 from sftlab.data.cleaning import CJK
 from sftlab.data.packaged import PACKAGED, load_airline_sentiment, load_sms_spam  # noqa: F401
-from sftlab.errors import SftlabError
-from sftlab.paths import hub_reachable
+from sftlab.utils.errors import SftlabError
+from sftlab.utils.paths import hub_reachable
 
 log = logging.getLogger(__name__)
 

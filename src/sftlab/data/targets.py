@@ -12,8 +12,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from sftlab.data.config import DataConfig
-from sftlab.errors import SftlabError
+from sftlab.config.data import DataConfig
+from sftlab.utils.errors import SftlabError
 
 log = logging.getLogger(__name__)
 

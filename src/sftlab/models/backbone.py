@@ -20,13 +20,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from sftlab.errors import SftlabError
 from sftlab.models.modeling_pooled import (
     POOLINGS,
     PooledClassifierConfig,
     PooledForSequenceClassification,
 )
-from sftlab.paths import hub_reachable, resolve
+from sftlab.utils.errors import SftlabError
+from sftlab.utils.paths import hub_reachable, resolve
 
 
 def register_pooled() -> None:

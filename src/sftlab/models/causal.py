@@ -13,11 +13,11 @@ from typing import Any
 
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from sftlab.distributed import build_once
-from sftlab.errors import SftlabError
-from sftlab.files import commit_dir
-from sftlab.models.e5s1 import e5s1_folder, is_e5s1
-from sftlab.paths import resolve
+from sftlab.models.convert.e5s1 import e5s1_folder, is_e5s1
+from sftlab.utils.distributed import build_once
+from sftlab.utils.errors import SftlabError
+from sftlab.utils.files import commit_dir
+from sftlab.utils.paths import resolve
 
 log = logging.getLogger(__name__)
 

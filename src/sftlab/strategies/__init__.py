@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from torch import nn
 
-from sftlab.errors import SftlabError
 from sftlab.strategies.gradual import GradualUnfreezing, gradual
 from sftlab.strategies.layers import (
     HEAD_PREFIXES,
@@ -21,6 +20,7 @@ from sftlab.strategies.layers import (
     layer_index,
 )
 from sftlab.strategies.lora import lora, prepare_for_export
+from sftlab.utils.errors import SftlabError
 
 __all__ = [
     "HEAD_PREFIXES",
@@ -63,7 +63,7 @@ def full(model: nn.Module) -> nn.Module:
 
 def head_only(model: nn.Module) -> nn.Module:
     """Only the task head trains; the pretrained body is frozen. With ``strategy.cache_features``
-    the training loop (``sftlab.features``) runs the body once and trains the head on its output."""
+    the training loop (``sftlab.training.features``) runs the body once and trains the head on its output."""
     set_trainable(model, is_head)
     _require_head(model, "head_only")
     return model

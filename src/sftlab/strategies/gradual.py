@@ -17,9 +17,9 @@ import math
 import lightning.pytorch as L
 from torch import nn
 
-from sftlab import distributed
-from sftlab.errors import SftlabError
 from sftlab.strategies.layers import depth_from_top, find_layers, is_head
+from sftlab.utils import distributed
+from sftlab.utils.errors import SftlabError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from sftlab.errors import SftlabError
+from sftlab.utils.errors import SftlabError
 
 # Task-head modules across Hugging Face sequence-classification models:
 # BERT pooler + classifier, DistilBERT pre_classifier + classifier, RoBERTa classifier

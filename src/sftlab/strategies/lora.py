@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from sftlab.errors import SftlabError
 from sftlab.strategies.layers import HEAD_PREFIXES
+from sftlab.utils.errors import SftlabError
 
 # The query and value projections, as each architecture names them (the LoRA paper's choice).
 TARGETS = {

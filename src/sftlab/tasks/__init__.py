@@ -10,8 +10,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from sftlab.data.config import DataConfig
-from sftlab.models.module import SequenceClassifier
+from sftlab.config.data import DataConfig
+from sftlab.tasks.classification import SequenceClassifier
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from torch import nn
 from torchmetrics.text import Perplexity
 
 from sftlab.data.generation import IGNORE, prompt_ids
-from sftlab.optim import OptimizerFromConfig
+from sftlab.strategies.optim import OptimizerFromConfig
 
 
 class CausalLMModule(OptimizerFromConfig, L.LightningModule):

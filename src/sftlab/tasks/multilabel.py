@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from sftlab import distributed
-from sftlab.metrics import multilabel_metrics
-from sftlab.models.module import SequenceClassifier
+from sftlab.tasks.classification import SequenceClassifier
+from sftlab.tasks.metrics import multilabel_metrics
+from sftlab.utils import distributed
 
 # Candidate thresholds for ``data.threshold=tune``: a coarse grid is enough for F1.
 GRID = torch.arange(0.05, 0.951, 0.05)

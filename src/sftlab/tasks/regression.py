@@ -7,9 +7,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from sftlab.errors import SftlabError
-from sftlab.metrics import regression_metrics
-from sftlab.models.module import SequenceClassifier
+from sftlab.tasks.classification import SequenceClassifier
+from sftlab.tasks.metrics import regression_metrics
+from sftlab.utils.errors import SftlabError
 
 LOSSES = ("mse", "huber")
 

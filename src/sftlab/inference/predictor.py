@@ -1,0 +1,319 @@
+"""Load a trained model (a run dir or an exported folder) and turn texts into predictions.
+
+Shared by ``predict.py`` (files) and ``serve.py`` (HTTP). The model is the exported
+Hugging Face folder, so what is predicted here is exactly what ``pipeline()`` would load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+from tqdm.auto import tqdm
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from sftlab.data.cleaning import clean_texts
+from sftlab.models.backbone import register_pooled
+from sftlab.utils.errors import SftlabError
+
+log = logging.getLogger(__name__)
+
+META_FILE = "sftlab.json"  # written by export: labels, max_length, task, text column, cleaning
+
+
+@dataclass
+class Predictor:
+    """A loaded model plus the input handling it was trained with."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    labels: list[str]
+    """Label names in id order (the model's ``id2label``)."""
+    task: str
+    text_column: str
+    """The column holding the texts in an input file."""
+    max_length: int
+    cleaning: list[str] = field(default_factory=list)
+    """Cleaning steps applied before tokenizing, as in training."""
+    source: Path = Path(".")
+    """The run dir or model folder it came from (for messages)."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """The model folder's ``sftlab.json`` (task settings such as a multi-label threshold)."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+# -- loading ----------------------------------------------------------------------------------
+def require(cfg: Any, keys: tuple[str, ...], usage: str) -> None:
+    """A mandatory key (``run: ???``) left unset fails in one line, not with OmegaConf's traceback."""
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key) or cfg.get(key) in (None, ""):
+            raise SftlabError(f"missing {key}=...: {usage}")
+
+
+def locate(run: str | Path) -> tuple[Path, dict[str, Any] | None]:
+    """``run`` -> (model folder, the run's resolved config or None for a bare model folder)."""
+    path = Path(run)
+    if not path.exists():
+        raise SftlabError(
+            f"run={path} not found: pass a run dir (outputs/<date>/<time>) or a model folder"
+        )
+    if (path / "config.json").is_file():
+        return path, None
+    if (path / "config.yaml").is_file() or (path / "model").exists():
+        model_dir = path / "model"
+        if not (model_dir / "config.json").is_file():
+            raise SftlabError(
+                f"run dir {path} has no exported model ({model_dir}/config.json missing): "
+                f"it was trained with export=false or did not finish; train again with export=true"
+            )
+        config = None
+        if (path / "config.yaml").is_file():
+            config = OmegaConf.to_container(OmegaConf.load(path / "config.yaml"), resolve=True)
+        return model_dir, config
+    raise SftlabError(
+        f"run={path} is neither a run dir (config.yaml + model/) nor a model folder (config.json)"
+    )
+
+
+def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
+    """Load the model of a run dir or model folder, checking it agrees with the run's config."""
+    model_dir, run_cfg = locate(run)
+    meta = _read_meta(model_dir)
+    task = str(meta.get("task", "classification"))
+    data = (run_cfg or {}).get("data") or {}
+    if task == "generation":
+        return _load_generator(run, model_dir, meta, data, device)
+    model, tokenizer = _load(AutoModelForSequenceClassification, model_dir)
+    id2label = model.config.id2label
+    labels = [str(id2label[i]) for i in sorted(id2label)]
+    _check_labels(
+        labels, data.get("labels"), f"data.labels in {Path(run) / 'config.yaml'}", model_dir
+    )
+    _check_labels(labels, meta.get("labels"), f"'labels' in {model_dir / META_FILE}", model_dir)
+    model.to(_device(device)).eval()
+    return Predictor(
+        model=model,
+        tokenizer=tokenizer,
+        labels=labels,
+        task=task,
+        text_column=str(data.get("text_column") or meta.get("text_column") or "text"),
+        max_length=int(
+            data.get("max_length") or meta.get("max_length") or tokenizer.model_max_length
+        ),
+        cleaning=_cleaning(data, meta),
+        source=Path(run),
+        meta=meta,
+    )
+
+
+def _load_generator(
+    run: str | Path, model_dir: Path, meta: dict[str, Any], data: dict[str, Any], device: str
+) -> Predictor:
+    """A causal LM run: prompts in (a column, or ``prompt_template`` filled from each row)."""
+    from transformers import AutoModelForCausalLM
+
+    model, tokenizer = _load(AutoModelForCausalLM, model_dir)
+    model.to(_device(device)).eval()
+    template = data.get("prompt_template", meta.get("prompt_template"))
+    return Predictor(
+        model=model,
+        tokenizer=tokenizer,
+        labels=[],
+        task="generation",
+        text_column=str(data.get("prompt_column") or meta.get("prompt_column") or "prompt"),
+        max_length=int(data.get("max_length") or meta.get("max_length") or 512),
+        cleaning=_cleaning(data, meta),
+        source=Path(run),
+        meta={**meta, "prompt_template": template},
+    )
+
+
+def _load(auto_class: Any, model_dir: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) from an exported folder, or one line saying why not."""
+    register_pooled()  # a model.pooling run: sftlab's own class, never a remote-code prompt
+    try:
+        return auto_class.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SftlabError(f"cannot load the model in {model_dir}: {first}") from None
+
+
+def _cleaning(data: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    """The run's cleaning steps (its config first, else ``sftlab.json``), applied before predicting."""
+    cleaning = data.get("cleaning", meta.get("cleaning")) or []
+    if not isinstance(cleaning, (list, tuple)):
+        raise SftlabError(f"data.cleaning must be a list of step names, got {cleaning!r}")
+    return [str(s) for s in cleaning]
+
+
+def _read_meta(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / META_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise SftlabError(
+            f"{path} is not valid JSON (line {e.lineno}): re-export the model"
+        ) from None
+
+
+def _check_labels(labels: list[str], expected: Any, where: str, model_dir: Path) -> None:
+    if expected is None:
+        return
+    expected = [str(x) for x in expected]
+    if expected != labels:
+        raise SftlabError(
+            f"the model in {model_dir} has labels {labels} but {where} says {expected}: "
+            f"the folder belongs to another run; re-export it or pass that run's dir"
+        )
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# -- predicting -------------------------------------------------------------------------------
+def class_probabilities(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> np.ndarray:
+    """Softmax probabilities, shape (len(texts), len(labels)), in the order of ``texts``."""
+    logits = raw_outputs(predictor, texts, batch_size, progress)
+    return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+
+
+@torch.inference_mode()
+def raw_outputs(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> np.ndarray:
+    """The head's outputs (logits), shape (len(texts), len(labels)), in the order of ``texts``.
+
+    Texts are cleaned and truncated as in training, then batched longest first (less
+    padding; the same batching as the validation loop), then put back in input order.
+    """
+    if batch_size < 1:
+        raise SftlabError(f"batch_size must be >= 1, got {batch_size}")
+    texts = clean_texts(list(texts), predictor.cleaning)
+    enc = predictor.tokenizer(texts, truncation=True, max_length=predictor.max_length)
+    lengths = [len(ids) for ids in enc["input_ids"]]
+    order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
+    outputs = np.zeros((len(texts), len(predictor.labels)), dtype=np.float32)
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="predict", unit="batch", disable=not progress):
+        idx = order[start : start + batch_size]
+        features = [{k: enc[k][i] for k in enc} for i in idx]
+        batch = predictor.tokenizer.pad(features, return_tensors="pt").to(predictor.device)
+        outputs[idx] = predictor.model(**batch).logits.float().cpu().numpy()
+    return outputs
+
+
+def classification_frame(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> pd.DataFrame:
+    """``pred_label`` and one ``prob_<label>`` column per class."""
+    probs = class_probabilities(predictor, texts, batch_size, progress)
+    out = pd.DataFrame({"pred_label": [predictor.labels[i] for i in probs.argmax(axis=1)]})
+    return with_probabilities(out, predictor.labels, probs)
+
+
+def with_probabilities(out: pd.DataFrame, labels: list[str], probs: np.ndarray) -> pd.DataFrame:
+    """``out`` with one ``prob_<label>`` column per label."""
+    for j, name in enumerate(labels):
+        out[f"prob_{name}"] = probs[:, j]
+    return out
+
+
+def regression_frame(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> pd.DataFrame:
+    """``pred_value``: the one raw output (no activation), as in ``function_to_apply="none"``."""
+    return pd.DataFrame({"pred_value": raw_outputs(predictor, texts, batch_size, progress)[:, 0]})
+
+
+def multilabel_frame(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> pd.DataFrame:
+    """``pred_labels`` (the labels at or above the run's threshold, joined by its label
+    delimiter) and one sigmoid ``prob_<label>`` column per label."""
+    logits = raw_outputs(predictor, texts, batch_size, progress)
+    probs = torch.sigmoid(torch.from_numpy(logits)).numpy()
+    threshold = float(predictor.meta.get("threshold", 0.5))
+    sep = str(predictor.meta.get("label_delimiter", "|"))
+    chosen = probs >= threshold
+    out = pd.DataFrame(
+        {"pred_labels": [sep.join(np.asarray(predictor.labels)[row].tolist()) for row in chosen]}
+    )
+    return with_probabilities(out, predictor.labels, probs)
+
+
+def generation_frame(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> pd.DataFrame:
+    """``generated``: the greedy reply to each prompt (a string, or chat messages), cleaned and
+    built with the chat template as in training."""
+    from sftlab.data.chat import clean_messages
+    from sftlab.data.generation import prompt_budget
+    from sftlab.tasks.generation import generate
+
+    def clean(texts: list[str]) -> list[str]:
+        return clean_texts(texts, predictor.cleaning)
+
+    if all(isinstance(t, str) for t in texts):
+        texts = clean(texts)
+    else:  # chat messages (predict.py's messages column)
+        texts = [clean_messages(t, clean) for t in texts]
+    max_new = int(predictor.meta.get("max_new_tokens", 48))
+    budget = prompt_budget(predictor.max_length, max_new)
+    step = max(1, min(batch_size, 8))  # generation holds a KV cache per row: keep batches small
+    replies: list[str] = []
+    for start in tqdm(
+        range(0, len(texts), step), desc="generate", unit="batch", disable=not progress
+    ):
+        replies += generate(
+            predictor.model, predictor.tokenizer, texts[start : start + step], max_new, step,
+            max_prompt_tokens=budget,
+        )  # fmt: skip
+    return pd.DataFrame({"generated": replies})
+
+
+# One function per task: the output columns for a list of texts.
+TASKS: dict[str, Callable[..., pd.DataFrame]] = {
+    "classification": classification_frame,
+    "regression": regression_frame,
+    "multilabel": multilabel_frame,
+    "generation": generation_frame,
+}
+
+
+def check_task(predictor: Predictor) -> None:
+    if predictor.task not in TASKS:
+        raise SftlabError(
+            f"{predictor.source}: task '{predictor.task}' has no prediction yet "
+            f"(supported: {', '.join(TASKS)})"
+        )
+
+
+def predict_frame(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> pd.DataFrame:
+    """The prediction columns for ``texts``, one row per text, for the model's task."""
+    check_task(predictor)
+    return TASKS[predictor.task](predictor, texts, batch_size, progress)

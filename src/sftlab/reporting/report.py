@@ -1,0 +1,134 @@
+"""What a run shows at its end: the console table of test metrics, and report.md in the run dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_metrics(
+    metrics: dict[str, Any], label_names: list[str], title: str = "test metrics"
+) -> None:
+    """The scalar test metrics as a table, then the confusion matrix with label names."""
+    console = Console()
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        if isinstance(value, float) and key.startswith("test/"):
+            table.add_row(key, f"{value:.4f}")
+    for key, value in metrics.items():
+        if key.startswith("best_"):
+            table.add_row(key, f"{value:.4f}")
+    if "trainable_params" in metrics:
+        table.add_row(
+            "trainable params", f"{metrics['trainable_params']:,} of {metrics['total_params']:,}"
+        )
+    for key in ("fit_seconds", "wall_seconds"):
+        if key in metrics:
+            table.add_row(key.replace("_seconds", " time"), f"{metrics[key]:.1f} s")
+    console.print(table)
+    cm = metrics.get("test/confusion_matrix")
+    if cm:
+        matrix = Table(title="test confusion matrix (rows: true, columns: predicted)")
+        matrix.add_column("")
+        for name in label_names:
+            matrix.add_column(name, justify="right")
+        for name, row in zip(label_names, cm, strict=False):
+            matrix.add_row(name, *(str(int(v)) for v in row))
+        console.print(matrix)
+
+
+def per_class_table(metrics: dict[str, Any], label_names: list[str]) -> list[dict[str, Any]]:
+    """Support, precision, recall and F1 per label; precision comes from the confusion matrix."""
+    from sftlab.config.checks import safe_label
+
+    cm = metrics.get("test/confusion_matrix") or []
+    rows = []
+    for i, name in enumerate(label_names):
+        key = safe_label(name)
+        support = int(sum(cm[i])) if i < len(cm) else None
+        predicted = sum(row[i] for row in cm) if cm else 0
+        precision = cm[i][i] / predicted if cm and predicted else (0.0 if cm else None)
+        rows.append(
+            {
+                "label": name,
+                "support": support,
+                "precision": precision,
+                "recall": metrics.get(f"test/recall_{key}"),
+                "f1": metrics.get(f"test/f1_{key}"),
+            }
+        )
+    return rows
+
+
+def write_report(
+    run_dir: Path, metrics: dict[str, Any], label_names: list[str], monitor: str = "val/f1_macro"
+) -> Path:
+    """``report.md`` in the run dir: headline metrics, per-class table, learning curves, confusion matrix.
+
+    The curves come from the CSV logger's ``csv/metrics.csv`` (kept next to W&B too).
+    """
+    from sftlab.reporting import plots
+
+    run_dir = Path(run_dir)
+    figures = run_dir / "report"
+    figures.mkdir(exist_ok=True)
+    lines = [f"# Run report: {run_dir.name}", ""]
+    headline = [
+        k
+        for k in ("test/acc", "test/f1_macro", "test/f1_weighted", f"best_{monitor}")
+        if k in metrics
+    ]
+    if headline:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {metrics[k]:.4f} |" for k in headline]
+        if "trainable_params" in metrics:
+            lines.append(
+                f"| trainable params | {metrics['trainable_params']:,} of {metrics['total_params']:,} |"
+            )
+        for key in ("train_rows", "epochs", "wall_seconds"):
+            if key in metrics:
+                lines.append(f"| {key.replace('_', ' ')} | {metrics[key]} |")
+        lines.append("")
+    if metrics.get("test/confusion_matrix"):
+        lines += [
+            "## Per class (test)",
+            "",
+            "| label | support | precision | recall | F1 |",
+            "|---|---|---|---|---|",
+        ]
+        for row in per_class_table(metrics, label_names):
+            cells = [_cell(row[k]) for k in ("precision", "recall", "f1")]
+            lines.append(f"| {row['label']} | {row['support']} | " + " | ".join(cells) + " |")
+        plots.confusion_matrix(
+            metrics["test/confusion_matrix"], label_names, figures / "confusion_matrix.png"
+        )
+        lines += ["", "## Confusion matrix (test; rows = true, columns = predicted)", ""]
+        lines += ["![test confusion matrix](report/confusion_matrix.png)", ""]
+    csv_file = run_dir / "csv" / "metrics.csv"
+    if csv_file.exists():
+        import pandas as pd
+
+        curves = plots.training_curves(
+            pd.read_csv(csv_file, encoding="utf-8"), monitor, figures / "curves.png"
+        )
+        if curves:
+            lines += [
+                "## Learning curves",
+                "",
+                "![loss and validation metric per epoch](report/curves.png)",
+                "",
+            ]
+    else:
+        lines += ["No csv/metrics.csv (logger=null): no learning curves.", ""]
+    report = run_dir / "report.md"
+    report.write_text("\n".join(lines), encoding="utf-8")
+    return report
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"

@@ -1,0 +1,89 @@
+"""Experiment loggers from the ``logger`` config group; W&B never prompts for a login.
+
+With ``logger=wandb`` the CSV logger runs alongside (the run report reads csv/metrics.csv), and
+the W&B run gets the config without secrets and every ``stage/metric``; its closing tables are
+written by ``sftlab.reporting.wandb_tables``.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from sftlab.utils.secrets import masked
+
+log = logging.getLogger(__name__)
+
+WANDB_TARGET = "lightning.pytorch.loggers.WandbLogger"
+# Our keys in conf/logger/wandb.yaml that WandbLogger does not take.
+SFTLAB_KEYS = ("offline", "predictions", "model_artifact")
+
+
+def wandb_logged_in() -> bool:
+    """True when W&B has credentials (WANDB_API_KEY, or a netrc entry for its host)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        hosts = netrc.netrc().hosts
+    except (OSError, netrc.NetrcParseError):
+        return False
+    own = urlparse(os.environ.get("WANDB_BASE_URL", "")).hostname  # a self-hosted server
+    return any("wandb" in host or host == own for host in hosts)
+
+
+def make_logger(
+    cfg: DictConfig | None,
+    run_name: str | None = None,
+    group: str | None = None,
+    run_id: str | None = None,
+) -> Any:
+    """Instantiate the configured logger; decide W&B's online/offline mode without prompting.
+
+    For W&B, returns ``[CSVLogger, WandbLogger]`` so that csv/metrics.csv always exists.
+    ``run_id`` (kept in the run dir's run.json) makes a resumed run continue the same W&B run.
+    """
+    if cfg is None or cfg.get("_target_") is None:
+        return False
+    if cfg["_target_"] != WANDB_TARGET:
+        return instantiate(cfg)
+    from lightning.pytorch.loggers import CSVLogger
+
+    values = OmegaConf.to_container(cfg, resolve=True)
+    extras = {k: values.pop(k, None) for k in SFTLAB_KEYS}
+    offline = extras["offline"]
+    if offline is None:
+        offline = (
+            os.environ.get("WANDB_MODE") in ("offline", "dryrun", "disabled")
+            or not wandb_logged_in()
+        )
+    if offline:
+        values["log_model"] = False  # checkpoints are large; upload them from an online run
+    values["name"] = values.get("name") or run_name
+    values["group"] = values.get("group") or group
+    if run_id and not values.get("id"):
+        values["id"], values["resume"] = run_id, "allow"
+    os.environ.setdefault("WANDB_SILENT", "true")
+    Path(values["save_dir"]).mkdir(parents=True, exist_ok=True)
+    wandb_logger = instantiate(values, offline=offline)
+    wandb_logger.sftlab_options = {**extras, "offline": offline}
+    return [CSVLogger(values["save_dir"], name="csv", version=""), wandb_logger]
+
+
+def as_list(logger: Any) -> list[Any]:
+    if not logger:
+        return []
+    return list(logger) if isinstance(logger, (list, tuple)) else [logger]
+
+
+def log_config(logger: Any, cfg: DictConfig) -> None:
+    """Every logger gets the resolved config, secrets masked (``sftlab.utils.secrets``)."""
+    config = masked(OmegaConf.to_container(cfg, resolve=True))
+    for each in as_list(logger):
+        each.log_hyperparams(config)

@@ -1,0 +1,240 @@
+"""Resuming a run: where its checkpoints are, which run ``resume=auto`` continues, its state file.
+
+Every run dir holds ``run.json`` (the config's fingerprint, the status ``running`` /
+``interrupted`` / ``failed`` / ``finished``, the W&B run id) and ``checkpoints/last.ckpt``
+(saved at every epoch end, every ``checkpoint.every_n_steps`` steps and on SIGTERM / SIGINT).
+
+- ``resume=<run dir>`` continues that run in its own dir, with its own saved config.
+- ``resume=auto`` continues the newest unfinished run with the same config: first the run dir
+  itself (a requeued SLURM job that kept its ``output_dir``), else the newest under ``runs_dir``.
+  "The same config" means equal after resolving, ignoring the keys in ``NOT_FINGERPRINTED``
+  (where the run writes, how it shows progress, where the data cache lives).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from sftlab.utils.errors import SftlabError
+from sftlab.utils.files import write_json
+from sftlab.utils.secrets import MASK
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+LAST = Path("checkpoints") / "last.ckpt"
+BEST = Path("checkpoints") / "best.ckpt"
+# Keys that say where and how a run shows its work, not what it computes.
+NOT_FINGERPRINTED = (
+    "output_dir", "resume", "runs_dir", "logger", "test", "export",
+    "trainer.enable_progress_bar", "trainer.default_root_dir", "data.cache_dir", "data.num_workers",
+)  # fmt: skip
+
+
+@dataclass
+class RunPlan:
+    """Where this run writes and what it continues from."""
+
+    cfg: DictConfig
+    """The config to run: the current one, or the resumed run's own."""
+    out: Path
+    ckpt: Path | None = None
+    """``last.ckpt`` to continue from; None = a fresh start."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """``run.json`` of this run (kept across resumes: the W&B run id, the fingerprint)."""
+    csv_history: list[tuple[Path, Path, Any]] = field(default_factory=list)
+    """(set-aside copy, metrics.csv, its CSVLogger) of a resumed run (``lifecycle.keep_csv_history``)."""
+
+    def save(self, **changes: Any) -> None:
+        self.state.update(changes, updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / RUN_FILE, self.state)
+
+
+def fingerprint(cfg: DictConfig) -> str:
+    """A hash of the resolved config without the keys that do not change the result."""
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.output_dir = "<run>"  # values interpolated from it (save dirs) stop differing too
+    values = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_FINGERPRINTED:
+        *parents, leaf = key.split(".")
+        node = values
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    text = json.dumps(values, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_state(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def plan(cfg: DictConfig) -> RunPlan:
+    """The run dir, the checkpoint to continue from and the config, for ``cfg.resume``."""
+    resume = cfg.get("resume")
+    out = Path(cfg.output_dir)
+    if resume in (None, "", False):
+        return _fresh(cfg, out)
+    if str(resume) == "auto":
+        found = _find_unfinished(cfg, out)
+        if found is None:
+            log.info("resume=auto: no unfinished run with this config: starting %s", out)
+            return _fresh(cfg, out)
+        return _continue(cfg, found)
+    return _continue(cfg, Path(str(resume)).expanduser())
+
+
+def _fresh(cfg: DictConfig, out: Path) -> RunPlan:
+    state = {
+        "status": "starting",
+        "fingerprint": fingerprint(cfg),
+        "wandb_id": uuid.uuid4().hex[:8],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    return RunPlan(cfg, out, None, state)
+
+
+def _continue(cfg: DictConfig, run_dir: Path) -> RunPlan:
+    if not run_dir.is_dir():
+        raise SftlabError(
+            f"resume={run_dir}: no such run dir: pass a run dir (outputs/<date>/<time>)"
+        )
+    last = run_dir / LAST
+    if not last.is_file():
+        raise SftlabError(
+            f"resume={run_dir}: no {LAST} in it (the run stopped before its first checkpoint, "
+            f"or was trained before resuming existed): start a new run without resume="
+        )
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise SftlabError(
+            f"resume={run_dir}: no config.yaml in it: start a new run without resume="
+        )
+    state = read_state(run_dir)
+    if state.get("status") == "finished":
+        raise SftlabError(
+            f"resume={run_dir}: that run finished; its results are in {run_dir / 'metrics.json'}: "
+            f"train longer in a new run (trainer.max_epochs=...) without resume="
+        )
+    own = _own_config(cfg, saved, run_dir)
+    state.setdefault("fingerprint", fingerprint(own))
+    state.setdefault("wandb_id", uuid.uuid4().hex[:8])
+    state["resumed"] = state.get("resumed", 0) + 1
+    log.info("resuming %s from %s", run_dir, last)
+    return RunPlan(own, run_dir, last, state)
+
+
+def _own_config(cfg: DictConfig, saved: Path, run_dir: Path) -> DictConfig:
+    """The resumed run's saved config; secrets (masked there) and ``resume`` from the current one."""
+    try:
+        own = OmegaConf.load(saved)
+    except Exception as e:  # noqa: BLE001 - a hand-edited or truncated file
+        raise SftlabError(
+            f"resume={run_dir}: cannot read {saved} ({str(e).splitlines()[0]})"
+        ) from None
+    _unmask(own, cfg)
+    with open_dict(own):
+        own.output_dir = str(run_dir)
+        own.resume = cfg.get("resume")
+    current, theirs = fingerprint(cfg), fingerprint(own)
+    if current != theirs:
+        log.warning(
+            "resume=%s: continuing with that run's own config (%s), not this command's overrides",
+            run_dir, saved,
+        )  # fmt: skip
+    return own
+
+
+def _unmask(own: DictConfig, cfg: Any) -> None:
+    for key in list(own.keys()):
+        mine = own[key]
+        other = cfg.get(key) if isinstance(cfg, DictConfig) else None
+        if isinstance(mine, DictConfig):
+            _unmask(mine, other)
+        elif mine == MASK and other is not None:
+            own[key] = other
+
+
+def _find_unfinished(cfg: DictConfig, out: Path) -> Path | None:
+    """The run dir itself when it holds an unfinished run, else the newest unfinished run with the
+    same fingerprint under ``runs_dir``."""
+    if (out / LAST).is_file() and read_state(out).get("status") != "finished":
+        return out
+    root = Path(str(cfg.get("runs_dir") or "outputs")).expanduser()
+    if not root.is_dir():
+        return None
+    wanted = fingerprint(cfg)
+    candidates = []
+    for state_file in root.rglob(RUN_FILE):
+        run_dir = state_file.parent
+        state = read_state(run_dir)
+        last = run_dir / LAST
+        if (
+            state.get("fingerprint") == wanted
+            and state.get("status") != "finished"
+            and last.is_file()
+        ):
+            candidates.append((last.stat().st_mtime, run_dir))
+    return max(candidates)[1] if candidates else None
+
+
+def checkpoint_callbacks(
+    out: Path, monitor: str | None, mode: str, every_n_steps: int | None
+) -> tuple[ModelCheckpoint, list[ModelCheckpoint]]:
+    """(the best-checkpoint callback, all checkpoint callbacks): ``best.ckpt`` by ``monitor``;
+    ``last.ckpt`` at every epoch end and every ``every_n_steps`` training steps.
+
+    ``last.ckpt`` has its own callback: Lightning 2.6's ``save_last`` writes it only when the
+    best checkpoint changed. Lightning calls checkpoint callbacks in this order, so ``last.ckpt``
+    holds the best callback's state after this epoch's validation.
+    """
+    best = ModelCheckpoint(
+        dirpath=out / "checkpoints", filename="best", monitor=monitor, mode=mode, save_top_k=1,
+        enable_version_counter=False,
+    )  # fmt: skip
+    last = [
+        ModelCheckpoint(
+            dirpath=out / "checkpoints",
+            filename=LAST.stem,
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+            **trigger,
+        )  # fmt: skip
+        for trigger in ({"every_n_epochs": 1}, {"every_n_train_steps": every_n_steps})
+        if None not in trigger.values()
+    ]
+    return best, [best, *last]
+
+
+def load_weights(module: Any, ckpt: str | Path) -> None:
+    """The module's weights from a checkpoint, read without unpickling code (``weights_only``)."""
+    import torch
+
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, foreign or not a checkpoint at all
+        raise SftlabError(
+            f"cannot read the checkpoint {ckpt}: {str(e).splitlines()[0][:200]}"
+        ) from None
+    if "state_dict" not in state:
+        raise SftlabError(
+            f"{ckpt} is not a Lightning checkpoint (no state_dict): pass a run's checkpoints/best.ckpt"
+        )
+    module.load_state_dict(state["state_dict"])

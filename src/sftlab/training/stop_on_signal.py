@@ -1,0 +1,50 @@
+"""``StopOnSignal``: the Lightning callback that turns SIGTERM / SIGINT during fit into a saved
+``last.ckpt`` and ``Interrupted`` (``sftlab.utils.signals``) once the current batch is done."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+from lightning.pytorch.callbacks import Callback
+
+from sftlab.utils.signals import SIGNALS, Interrupted
+
+
+class StopOnSignal(Callback):
+    """Notes SIGTERM / SIGINT during fit; saves ``checkpoint`` after the current batch and raises."""
+
+    def __init__(self, checkpoint: Path):
+        self.checkpoint = Path(checkpoint)
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _note(self, signum: int, frame: Any) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.received = signum
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # After Lightning registered its handlers (it restores the previous ones at teardown).
+        if threading.current_thread() is threading.main_thread():
+            for signum in SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._note)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.stop_if_signalled(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+        self.stop_if_signalled(trainer, save=False)  # the epoch-end last.ckpt is the resume point
+
+    def stop_if_signalled(self, trainer: L.Trainer, save: bool = True) -> None:
+        if self.received is None:
+            return
+        if save:
+            trainer.save_checkpoint(self.checkpoint)
+        raise Interrupted(self.received, self.checkpoint if self.checkpoint.exists() else None)
