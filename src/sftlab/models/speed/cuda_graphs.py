@@ -27,8 +27,8 @@ from torch import nn
 
 from sftlab.models.speed import unpad
 from sftlab.models.split import split_model
+from sftlab.utils import hardware
 from sftlab.utils.errors import SftlabError
-from sftlab.utils.hardware import resolve_accelerator
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def decide(cfg: Any, model: nn.Module) -> bool:
     if setting is False:
         return False
     trainer = cfg.trainer
-    accelerator = resolve_accelerator(trainer.get("accelerator", "auto"))
+    accelerator = hardware.resolve_accelerator(trainer.get("accelerator", "auto"))
     blockers = {  # the setting that would let graphs run -> whether the run lacks it
         "trainer.accelerator=gpu (a CUDA device)": accelerator != "cuda",
         "trainer.devices=1": trainer.get("devices", 1) not in (1, "1"),

@@ -1,0 +1,124 @@
+"""The steps both recipes take, each a function that returns what it makes: start the run,
+apply the fine-tuning strategy, build the trainer, write the run's config, evaluate the best
+checkpoint, and save the run's results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+from torch import nn
+
+from sftlab import strategies
+from sftlab.export.hf_folder import export_model
+from sftlab.models.speed import scale
+from sftlab.training import lifecycle, loggers
+from sftlab.training.checkpoint_io import StreamingCheckpointIO
+from sftlab.training.resume import RunPlan, load_weights
+from sftlab.utils import hardware
+from sftlab.utils.files import write_json
+
+
+def start(cfg: DictConfig) -> None:
+    """Resolve ``trainer.precision: auto`` for this machine and seed everything."""
+    hardware.resolve_trainer(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+
+def apply_strategy(cfg: DictConfig, model: nn.Module, model_cfg: dict[str, Any]) -> nn.Module:
+    """Gradient checkpointing if asked, then the fine-tuning strategy (``strategy.apply``):
+    it returns the model with the right parameters trainable (LoRA wraps it)."""
+    model = scale.gradient_checkpointing(model, model_cfg.get("gradient_checkpointing", False))
+    return instantiate(cfg.strategy.apply)(model)
+
+
+def make_trainer(
+    cfg: DictConfig, callbacks: list[Any], logger: Any, **options: Any
+) -> L.Trainer:
+    """The Lightning trainer from ``cfg.trainer`` (checkpoints written as a stream)."""
+    return instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=logger,
+        plugins=[StreamingCheckpointIO()],
+        **options,
+    )
+
+
+def write_run_config(trainer: L.Trainer, run: RunPlan) -> None:
+    """config.yaml and run.json (rank 0), and a resumed run's CSV rows set aside before any
+    logger writes."""
+    if trainer.is_global_zero:
+        run.out.mkdir(parents=True, exist_ok=True)
+        lifecycle.write_config(run)
+    lifecycle.keep_csv_history(trainer, run)
+
+
+def evaluate_best(
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    data: L.LightningDataModule,
+    checkpoint: ModelCheckpoint,
+    validate: bool,
+    test: bool,
+) -> dict[str, Any]:
+    """The best checkpoint's ``val/*`` (and ``test/*``) metrics; with neither, its weights are
+    loaded so that the export holds them."""
+    metrics: dict[str, Any] = {}
+    ckpt = checkpoint.best_model_path or None
+    if validate:
+        (val,) = trainer.validate(
+            module, datamodule=data, ckpt_path=ckpt, verbose=False, weights_only=True
+        )
+        metrics.update({k: float(v) for k, v in val.items()})
+    if test:
+        trainer.test(module, datamodule=data, ckpt_path=ckpt, verbose=False, weights_only=True)
+        metrics.update(module.test_results)
+    elif ckpt and not validate:
+        load_weights(module, ckpt)
+    return metrics
+
+
+def save_results(
+    cfg: DictConfig,
+    run: RunPlan,
+    metrics: dict[str, Any],
+    model: nn.Module,
+    tokenizer: Any,
+    extra: dict[str, Any],
+    card: str | None = None,
+) -> None:
+    """metrics.json first (a failed export keeps it, and best.ckpt to export again), the run
+    marked finished, then ``model/``: a Hugging Face folder (LoRA merged unless
+    ``strategy.adapter_only``)."""
+    write_json(run.out / "metrics.json", metrics)
+    run.save(status="finished")
+    if cfg.get("export", True):
+        with lifecycle.export_guard(run.out):
+            export_model(
+                strategies.prepare_for_export(model),
+                tokenizer,
+                run.out / "model",
+                extra=extra,
+                card=card,
+            )
+
+
+def numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """What ``train(cfg)`` returns: the numeric metrics, as floats."""
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def logger_for(cfg: DictConfig, run: RunPlan, run_name: str | None, group: str | None) -> Any:
+    """The configured experiment logger(s); a resumed run continues its W&B run."""
+    return loggers.make_logger(
+        cfg.get("logger"), run_name=run_name, group=group, run_id=run.state["wandb_id"]
+    )
+
