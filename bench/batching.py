@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from head_only_speed import RESULTS, compose_train  # sources on the path, offline, quiet
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # noqa: E402
+from sftlab.data.datamodule import DataConfig, TextDataModule  # noqa: E402
 from sftlab.models.backbone import load_tokenizer  # noqa: E402
 from sftlab.train import train  # noqa: E402
 
@@ -70,9 +70,7 @@ def padding_share(overrides: list[str], tmp: Path, batch_size: int = 32) -> dict
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
     cfg = compose_train([*COMMON, *overrides, "seed=1"], tmp)
-    dm = TextClassificationDataModule(
-        DataConfig.from_dict(dict(cfg.data)), load_tokenizer(cfg.model), seed=1
-    )
+    dm = TextDataModule(DataConfig.from_dict(dict(cfg.data)), load_tokenizer(cfg.model), seed=1)
     dm.setup("fit")
     lengths = np.array(dm.datasets["train"].lengths)
 

@@ -21,7 +21,7 @@ import lightning.pytorch as L  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # noqa: E402
+from sftlab.data.datamodule import DataConfig, TextDataModule  # noqa: E402
 from sftlab.models.backbone import load_model, load_tokenizer  # noqa: E402
 from sftlab.strategies import head_only  # noqa: E402
 from sftlab.strategies.optim import optimizer_from_config  # noqa: E402
@@ -59,9 +59,7 @@ def main() -> None:
         cfg = compose("train", overrides=overrides)
     L.seed_everything(cfg.seed, verbose=False)
     tokenizer = load_tokenizer(cfg.model)
-    dm = TextClassificationDataModule(
-        DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed
-    )
+    dm = TextDataModule(DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed)
     dm.setup("fit")
     model = head_only(load_model(cfg.model, dm.label_names, tokenizer))
     initial = {k: v.clone() for k, v in model.state_dict().items()}

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from sftlab import strategies  # noqa: E402
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # noqa: E402
+from sftlab.data.datamodule import DataConfig, TextDataModule  # noqa: E402
 from sftlab.models.backbone import load_model, load_tokenizer  # noqa: E402
 from sftlab.train import train  # noqa: E402
 
@@ -59,9 +59,7 @@ def hf_trainer_frozen(
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     tokenizer = load_tokenizer(cfg.model)
-    dm = TextClassificationDataModule(
-        DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed
-    )
+    dm = TextDataModule(DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed)
     dm.setup("fit")
     model = strategies.head_only(load_model(cfg.model, dm.label_names, tokenizer))
     args = TrainingArguments(

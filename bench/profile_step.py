@@ -20,7 +20,7 @@ import torch
 from head_only_speed import RESULTS, compose_train  # sources on the path, offline, quiet
 from torch.profiler import ProfilerActivity, profile
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # noqa: E402
+from sftlab.data.datamodule import DataConfig, TextDataModule  # noqa: E402
 from sftlab.models.backbone import load_model, load_tokenizer  # noqa: E402
 from sftlab.models.speed import unpad  # noqa: E402
 from sftlab.strategies.optim import optimizer_from_config  # noqa: E402
@@ -68,9 +68,7 @@ def main() -> None:
     hardware.resolve_trainer(cfg)
     dtype = hardware.autocast_dtype(cfg.trainer.precision)
     tokenizer = load_tokenizer(cfg.model)
-    dm = TextClassificationDataModule(
-        DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed
-    )
+    dm = TextDataModule(DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed)
     dm.setup("fit")
     model = load_model(cfg.model, dm.label_names, tokenizer).train()
     optimizer = optimizer_from_config(cfg.optimizer)[0](model.parameters())

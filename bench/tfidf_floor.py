@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score, recall_score  # noqa: E402
 from sklearn.svm import LinearSVC  # noqa: E402
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # noqa: E402
+from sftlab.data.datamodule import DataConfig, TextDataModule  # noqa: E402
 
 
 def main(overrides: list[str]) -> None:
@@ -33,7 +33,7 @@ def main(overrides: list[str]) -> None:
         cfg = compose("train", overrides=overrides)
     data_cfg = DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True))
     # The rows only: no tokenizer is needed to split them.
-    frames = TextClassificationDataModule(data_cfg, tokenizer=None, seed=cfg.seed).load_frames()
+    frames = TextDataModule(data_cfg, tokenizer=None, seed=cfg.seed).load_frames()
     train, test = frames["train"], frames["test"]
     results = {"data": cfg.data.source, "train_rows": len(train), "test_rows": len(test)}
     models = {

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from head_only_speed import RESULTS, ROOT, compose_train  # sources on the path, offline, quiet
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule  # noqa: E402
+from sftlab.data.datamodule import DataConfig, TextDataModule  # noqa: E402
 from sftlab.models.backbone import load_tokenizer  # noqa: E402
 from sftlab.utils.hardware import cpu_name, cpu_native_bf16  # noqa: E402
 from sftlab.utils.paths import resolve  # noqa: E402
@@ -43,9 +43,7 @@ LABELS = ["negative", "neutral", "positive"]
 
 def write_splits(train_size: int, target: Path) -> None:
     cfg = compose_train([f"data.train_size={train_size}"], target)
-    dm = TextClassificationDataModule(
-        DataConfig.from_dict(dict(cfg.data)), load_tokenizer(cfg.model), seed=42
-    )
+    dm = TextDataModule(DataConfig.from_dict(dict(cfg.data)), load_tokenizer(cfg.model), seed=42)
     for name, frame in dm.load_frames().items():
         frame[["text", "label"]].to_csv(target / f"{name}.csv", index=False)
 

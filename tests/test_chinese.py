@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from sftlab.config.data import DataConfig
 from sftlab.data.cleaning import clean_texts
-from sftlab.data.datamodule import TextClassificationDataModule
+from sftlab.data.datamodule import TextDataModule
 from sftlab.data.rows import prepare
 from sftlab.data.sources import SplitRows
 from sftlab.inference.predict import predict
@@ -51,7 +51,7 @@ def test_normalize_folds_full_width_and_keeps_chinese():
 
 
 def test_stopwords_refuses_chinese_in_one_line_naming_the_row():
-    module = TextClassificationDataModule(data_cfg(cleaning=["normalize", "stopwords"]), None)
+    module = TextDataModule(data_cfg(cleaning=["normalize", "stopwords"]), None)
     with pytest.raises(SftlabError, match=r"'stopwords' .* Chinese.* \(row 2: '质量很好") as e:
         module.load_frames()
     assert "\n" not in str(e.value) and "remove 'stopwords' from data.cleaning" in str(e.value)
@@ -59,14 +59,14 @@ def test_stopwords_refuses_chinese_in_one_line_naming_the_row():
 
 
 def test_gb18030_csv_reads_with_data_encoding_and_fails_in_one_line_without():
-    frames = TextClassificationDataModule(
+    frames = TextDataModule(
         data_cfg(path=str(GB18030), encoding="gb18030", split=[0.6, 0.2, 0.2]), None
     )
     rows = pd.concat(frames.load_frames().values())
     assert "𠮷野家的牛肉饭很好吃" in set(rows["text"])  # outside GBK: 4 bytes in GB18030
     assert sorted(rows["label"].unique()) == LABELS and len(rows) == 10
     for encoding, where in (("gbk", "row 2, column '评论'"), ("utf-8", "row 1")):
-        module = TextClassificationDataModule(data_cfg(path=str(GB18030), encoding=encoding), None)
+        module = TextDataModule(data_cfg(path=str(GB18030), encoding=encoding), None)
         with pytest.raises(SftlabError) as e:
             module.load_frames()
         message = str(e.value)
@@ -121,7 +121,7 @@ def test_max_length_auto_counts_chinese_tokens_not_spaces(tmp_path):
     model_file = tmp_path / "zh-q4.bin"
     write_e5s1(model_file, texts)
     tokenizer = AutoTokenizer.from_pretrained(e5s1_folder(str(model_file), str(tmp_path)))
-    module = TextClassificationDataModule(data_cfg(path=str(path), max_length="auto"), tokenizer)
+    module = TextDataModule(data_cfg(path=str(path), max_length="auto"), tokenizer)
     module.setup("fit")
     chosen = module.config.max_length
     train_lengths = np.array(

@@ -81,6 +81,20 @@ def test_data_config_validates(name):
     assert abs(sum(data.split) - 1) < 1e-6
 
 
+@pytest.mark.parametrize("base", options("data/_base"))
+def test_data_base_documents_its_keys(base):
+    """A data config extends a base in conf/data/_base/; the base holds only DataConfig keys,
+    each with a comment on its use."""
+    import dataclasses
+
+    import yaml
+
+    path = CONF / "data" / "_base" / f"{base}.yaml"
+    assert set(yaml.safe_load(path.read_text())) <= {f.name for f in dataclasses.fields(DataConfig)}
+    keys = [line for line in path.read_text().splitlines() if line and line[0] not in " #"]
+    assert [line for line in keys if " # " not in line] == []
+
+
 @pytest.mark.parametrize("name", options("strategy"))
 def test_strategy_instantiates(name):
     cfg = compose_cfg(["model=tiny_bert", f"strategy={name}"])

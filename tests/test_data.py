@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.data.sources import load_airline_sentiment
 from sftlab.models.backbone import load_tokenizer
 from sftlab.utils.errors import SftlabError
@@ -19,7 +19,7 @@ def tokenizer():
 
 def make_dm(tokenizer, seed=42, **data):
     values = {"source": "files", "path": str(TINY_CSV), **data}
-    return TextClassificationDataModule(DataConfig.from_dict(values), tokenizer, seed=seed)
+    return TextDataModule(DataConfig.from_dict(values), tokenizer, seed=seed)
 
 
 def write(tmp_path, rows, name="d.csv"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.models.backbone import load_tokenizer
 from tests.conftest import TINY_CSV
 
@@ -19,19 +19,19 @@ def tokenizer():
 def counted(monkeypatch):
     """Count the DataModule's tokenizer calls (the only place it tokenizes)."""
     calls = []
-    original = TextClassificationDataModule.tokenize
+    original = TextDataModule.tokenize
 
     def tokenize(self, frame):
         calls.append(len(frame))
         return original(self, frame)
 
-    monkeypatch.setattr(TextClassificationDataModule, "tokenize", tokenize)
+    monkeypatch.setattr(TextDataModule, "tokenize", tokenize)
     return calls
 
 
 def setup(tokenizer, cache_dir, seed=42, **data):
     values = {"source": "files", "path": str(TINY_CSV), "cache_dir": str(cache_dir), **data}
-    dm = TextClassificationDataModule(DataConfig.from_dict(values), tokenizer, seed=seed)
+    dm = TextDataModule(DataConfig.from_dict(values), tokenizer, seed=seed)
     dm.setup()
     return dm
 
@@ -69,6 +69,6 @@ def test_edited_file_misses_the_cache(tokenizer, tmp_path, counted):
 
 def test_no_cache_dir_means_no_cache(tokenizer, tmp_path, counted):
     for _ in range(2):
-        dm = TextClassificationDataModule(DataConfig(source="files", path=str(TINY_CSV)), tokenizer)
+        dm = TextDataModule(DataConfig(source="files", path=str(TINY_CSV)), tokenizer)
         dm.setup()
     assert counted == [90, 90]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sftlab.data.cleaning import DEFAULT_STEPS, clean_texts
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.utils.errors import SftlabError
 
 
@@ -61,7 +61,7 @@ def test_cleaning_duplicates_and_empty_rows_in_the_datamodule(tmp_path, caplog):
         cleaning=["html", "normalize", "lowercase"],
     )
     with caplog.at_level(logging.WARNING):
-        dm = TextClassificationDataModule(cfg, tokenizer=None)
+        dm = TextDataModule(cfg, tokenizer=None)
         frames = dm.load_frames()
     pool = pd.concat(frames.values())
     assert len(pool) == 20 and pool["text"].is_unique
@@ -78,7 +78,5 @@ def test_duplicates_kept_when_asked(tmp_path):
     rows = [{"text": f"t{i % 10}", "label": "ab"[i % 2]} for i in range(20)]
     path = tmp_path / "d.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    dm = TextClassificationDataModule(
-        DataConfig(source="files", path=str(path), drop_duplicates=False), None
-    )
+    dm = TextDataModule(DataConfig(source="files", path=str(path), drop_duplicates=False), None)
     assert sum(len(f) for f in dm.load_frames().values()) == 20

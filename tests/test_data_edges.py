@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.data.imbalance import BalancedSampler
 from sftlab.models.backbone import load_tokenizer
 from sftlab.train import train
@@ -36,7 +36,7 @@ def fifty_classes(path):
 
 def test_rare_labels_stay_in_train_and_the_rest_is_stratified(tmp_path, tokenizer, caplog):
     path = fifty_classes(tmp_path / "fifty.csv")
-    dm = TextClassificationDataModule(DataConfig(source="files", path=str(path)), tokenizer)
+    dm = TextDataModule(DataConfig(source="files", path=str(path)), tokenizer)
     with caplog.at_level(logging.WARNING):
         frames = dm.load_frames()
     assert len(dm.label_names) == 50
@@ -58,7 +58,7 @@ def test_rare_labels_stay_in_train_and_the_rest_is_stratified(tmp_path, tokenize
 def test_train_size_keeps_the_rare_labels(tmp_path, tokenizer):
     path = fifty_classes(tmp_path / "fifty.csv")
     cfg = DataConfig(source="files", path=str(path), train_size=400)
-    frames = TextClassificationDataModule(cfg, tokenizer).load_frames()
+    frames = TextDataModule(cfg, tokenizer).load_frames()
     assert len(frames["train"]) == 400 and set(RARE) <= set(frames["train"]["label"])
 
 
@@ -72,7 +72,7 @@ def test_a_given_test_file_is_used_exactly_as_given(tmp_path, tokenizer, caplog)
         source="files", path=str(tmp_path / "train.csv"), test_path=str(tmp_path / "test.csv")
     )
     with caplog.at_level(logging.WARNING):
-        frames = TextClassificationDataModule(cfg, tokenizer).load_frames()
+        frames = TextDataModule(cfg, tokenizer).load_frames()
     assert frames["test"]["text"].tolist() == test["text"].tolist()  # duplicates kept, same order
     assert "2 exact duplicate texts" in caplog.text and "used exactly as given" in caplog.text
 

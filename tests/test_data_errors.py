@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.models.backbone import load_tokenizer
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ROOT, TINY_CSV
@@ -23,7 +23,7 @@ def tokenizer():
 
 def make_dm(tokenizer, **data):
     values = {"source": "files", "path": str(TINY_CSV), **data}
-    return TextClassificationDataModule(DataConfig.from_dict(values), tokenizer, seed=42)
+    return TextDataModule(DataConfig.from_dict(values), tokenizer, seed=42)
 
 
 def fails(dm, pattern):

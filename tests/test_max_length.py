@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 
 from sftlab.config.data import DataConfig
-from sftlab.data.datamodule import TextClassificationDataModule, model_length_limit
+from sftlab.data.datamodule import TextDataModule, model_length_limit
 from sftlab.models.backbone import load_tokenizer
 from sftlab.utils.errors import SftlabError
 from tests.conftest import compose_cfg
 
 
-def _datamodule(path, **data) -> TextClassificationDataModule:
+def _datamodule(path, **data) -> TextDataModule:
     cfg = compose_cfg(["model=tiny_bert", "data=files", f"data.path={path}"])
     values = {**dict(cfg.data), "cache_dir": None, **data}
-    dm = TextClassificationDataModule(DataConfig.from_dict(values), load_tokenizer(cfg.model))
+    dm = TextDataModule(DataConfig.from_dict(values), load_tokenizer(cfg.model))
     dm.setup("fit")
     return dm
 

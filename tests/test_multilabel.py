@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.inference.predict import predict
 from sftlab.models.backbone import load_tokenizer
 from sftlab.tasks.metrics import multilabel_metrics
@@ -36,9 +36,9 @@ def tokenizer():
     return load_tokenizer(compose_cfg(ML).model)
 
 
-def _dm(tokenizer, path, **kw) -> TextClassificationDataModule:
+def _dm(tokenizer, path, **kw) -> TextDataModule:
     cfg = DataConfig(source="files", path=str(path), task="multilabel", cache_dir=None, **kw)
-    return TextClassificationDataModule(cfg, tokenizer, seed=3)
+    return TextDataModule(cfg, tokenizer, seed=3)
 
 
 def test_delimited_strings_and_json_lists_give_the_same_multi_hot(tokenizer, tmp_path):

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from scipy.stats import pearsonr, spearmanr
 from transformers import pipeline
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.data.packaged import load_vader_sentences
 from sftlab.inference.predict import predict
 from sftlab.models.backbone import load_tokenizer
@@ -39,7 +39,7 @@ def test_regression_datamodule_floats_and_plain_split(tmp_path):
     cfg = DataConfig(
         source="files", path=str(REG_CSV), label_column="score", task="regression", cache_dir=None
     )
-    dm = TextClassificationDataModule(cfg, tok, seed=1)
+    dm = TextDataModule(cfg, tok, seed=1)
     dm.setup()
     assert dm.label_names == ["score"]
     assert sum(len(f) for f in dm.frames.values()) == 80
@@ -59,7 +59,7 @@ def test_regression_non_numeric_target_names_the_row(tmp_path):
         source="files", path=str(bad), label_column="score", task="regression", cache_dir=None
     )
     with pytest.raises(SftlabError, match=r"row 3, column 'score' has 'high', not a number"):
-        TextClassificationDataModule(cfg, tok).load_frames()
+        TextDataModule(cfg, tok).load_frames()
 
 
 def test_unknown_task_is_one_line():

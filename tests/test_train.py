@@ -10,7 +10,7 @@ import sys
 import pytest
 from transformers import pipeline
 
-from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.models.backbone import load_tokenizer
 from sftlab.train import train
 from tests.conftest import ROOT, TINY_CSV
@@ -51,9 +51,7 @@ def test_exported_model_loads_with_pipeline_and_reproduces_test_accuracy(finishe
     clf = pipeline("text-classification", model=str(out / "model"), device="cpu")
     assert clf.model.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
     tokenizer = load_tokenizer(cfg.model)
-    dm = TextClassificationDataModule(
-        DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed
-    )
+    dm = TextDataModule(DataConfig.from_dict(dict(cfg.data)), tokenizer, seed=cfg.seed)
     test = dm.load_frames()["test"]
     preds = [
         p["label"]

@@ -20,33 +20,22 @@ from typing import Any, Literal, Union
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sftlab.config.data import DataConfig
+from sftlab.config.metric_names import (
+    PER_CLASS,
+    RUN_KEYS,
+    known_metrics,
+    resolve_metric,
+    safe_label,
+)
 from sftlab.config.signature import static_signature
+
+__all__ = ["check_config", "check_metric", "resolve_metric", "safe_label"]
 from sftlab.utils.errors import SftlabError
 
 # Keys of a ``_target_`` node that sftlab reads itself (not passed to the target).
 OWN_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_", "layer_decay"}
 # Values sftlab resolves before Lightning sees them.
 OWN_VALUES = {"precision": {"auto"}}
-PER_CLASS = ("recall", "f1")  # classification metrics logged once per label: val/f1_<label>
-CLASSIFICATION = ("acc", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
-                  "recall_weighted", "f1_weighted", "loss")  # fmt: skip
-TASK_METRICS = {
-    "classification": CLASSIFICATION,
-    "multilabel": ("f1_micro", "f1_macro", "precision_micro", "recall_micro", "exact_match",
-                   "loss", "threshold"),
-    "regression": ("mse", "mae", "pearson", "spearman", "loss"),
-    "generation": ("loss", "perplexity"),
-}  # fmt: skip
-DEFAULT_METRIC = "val/f1_macro"  # conf/train.yaml's monitor and optimized_metric
-TASK_DEFAULT = {"multilabel": "val/f1_micro", "regression": "val/pearson", "generation": "val/loss"}
-RUN_KEYS = (
-    "trainable_params",
-    "total_params",
-    "epochs",
-    "fit_seconds",
-    "train_rows",
-    "wall_seconds",
-)
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -188,28 +177,6 @@ def _require_type(key: str, value: Any, kind: type) -> None:
 
 
 # -- metric names ---------------------------------------------------------------------------
-def known_metrics(task: str, labels: list[str] | None, stage: str = "val") -> set[str] | None:
-    """The ``stage/*`` keys ``task`` logs; None when they depend on labels not known yet."""
-    keys = {f"{stage}/{m}" for m in TASK_METRICS.get(task, ())}
-    if task == "classification":
-        if labels is None:
-            return None
-        keys |= {f"{stage}/{m}_{safe_label(label)}" for m in PER_CLASS for label in labels}
-    return keys
-
-
-def safe_label(label: Any) -> str:
-    """A label as it can appear inside a metric key (W&B panels dislike '/' and spaces)."""
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(label))
-
-
-def resolve_metric(name: str, task: str) -> str:
-    """The default ``val/f1_macro`` stands for the task's own metric on other tasks."""
-    if name == DEFAULT_METRIC and task != "classification":
-        return TASK_DEFAULT[task]
-    return name
-
-
 def check_metric(
     key: str, name: Any, task: str, labels: list[Any] | None, final: bool = False
 ) -> None:

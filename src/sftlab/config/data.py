@@ -85,7 +85,8 @@ class DataConfig:
     cache_dir: str | None = None
     """Where tokenized data are cached across runs; null = no cache."""
     num_labels: int | None = None
-    """Informational in the config; the DataModule derives the real count from the labels."""
+    """Not read (the count comes from the labels): accepted so that the ``config.yaml`` of runs
+    made before the data configs dropped it still loads (resume, export)."""
     task: str = "classification"
     """``classification`` (one label per row), ``multilabel`` (a set of labels per row) or
     ``regression`` (a number per row); see ``sftlab.tasks``."""
@@ -115,7 +116,6 @@ class DataConfig:
     """``generation``: the most tokens generated per held-out prompt at test time."""
     generate_samples: int = 32
     """``generation``: how many test rows get a generated reply (scored with chrF and BLEU)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (
@@ -165,7 +165,7 @@ class DataConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise SftlabError(
-                f"unknown key data.{unknown[0]}: the data config takes {', '.join(sorted(known - {'extra'}))}"
+                f"unknown key data.{unknown[0]}: the data config takes {', '.join(sorted(known))}"
             )
         return cls(**values)
 

@@ -25,15 +25,16 @@ from sftlab.data.sources import load_splits
 from sftlab.utils import distributed
 from sftlab.utils.errors import SftlabError
 
-__all__ = ["DataConfig", "EncodedDataset", "TextClassificationDataModule"]
+__all__ = ["DataConfig", "EncodedDataset", "TextDataModule"]
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 
 
-class TextClassificationDataModule(ResumableData, L.LightningDataModule):
-    """Single-label text classification from a packaged set, the user's files or the hub.
+class TextDataModule(ResumableData, L.LightningDataModule):
+    """Labelled texts for the encoder tasks (single-label, multi-label, regression) from a
+    packaged set, the user's files or the hub.
 
     ``frames`` holds each split's rows (``text``, [``text_pair``], ``label``, ``label_id``, and
     ``_row``: the row number in its source); ``datasets`` their token ids after ``setup()``.
@@ -48,11 +49,16 @@ class TextClassificationDataModule(ResumableData, L.LightningDataModule):
         self.frames: dict[str, pd.DataFrame] = {}
         self.datasets: dict[str, EncodedDataset] = {}
         self.collate = DataCollatorWithPadding(tokenizer)
-        # Training batches only: train.py swaps in sftlab.models.speed.unpad's packing collator.
+        # Training batches only: the recipe may choose a packing or fixed-shape collator.
         self.train_collate: Callable[[list[dict[str, Any]]], dict[str, Any]] = self.collate
         self.cache = cache.DiskCache(config.cache_dir)
         self._rows_key: str | None = None
         self._pool: pd.DataFrame | None = None  # every given split's rows, in one frame
+
+    def use_train_collate(self, collate: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> None:
+        """Batch the training split with ``collate`` (``data.unpad`` packing, CUDA-graph
+        shapes); evaluation keeps padded batches."""
+        self.train_collate = collate
 
     # -- rows -----------------------------------------------------------------------------
     def load_frames(self) -> dict[str, pd.DataFrame]:

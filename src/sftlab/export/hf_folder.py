@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from sftlab import tasks
 from sftlab.data.tables import write_table
+from sftlab.tasks.build import build_module, export_extra
 from sftlab.utils.errors import SftlabError
 from sftlab.utils.files import atomic_dir, commit_dir
 from sftlab.utils.secrets import masked
@@ -54,7 +54,7 @@ def model_extra(cfg: Any, data_cfg: Any, module: Any, labels: list[str]) -> dict
     return {
         "labels": labels,
         "max_length": data_cfg.max_length,
-        **tasks.export_extra(module, data_cfg),
+        **export_extra(module, data_cfg),
         "text_column": data_cfg.text_column,
         "cleaning": list(cfg.data.get("cleaning") or []),
     }
@@ -92,7 +92,7 @@ def export_from_checkpoint(run: str | Path, checkpoint: str = "best") -> Path:
     tokenizer = load_tokenizer(model_cfg)
     model = instantiate(cfg.strategy.apply)(load_model(model_cfg, labels, tokenizer))
     trained = CachedHead(*split_model(model)[1:]) if cfg.strategy.get("cache_features") else model
-    module = tasks.build_module(cfg, data_cfg, trained, labels, optimizer=None)
+    module = build_module(cfg, data_cfg, trained, labels, optimizer=None)
     resume.load_weights(module, ckpt)
     metrics_file = run_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}

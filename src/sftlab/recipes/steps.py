@@ -35,9 +35,7 @@ def apply_strategy(cfg: DictConfig, model: nn.Module, model_cfg: dict[str, Any])
     return instantiate(cfg.strategy.apply)(model)
 
 
-def make_trainer(
-    cfg: DictConfig, callbacks: list[Any], logger: Any, **options: Any
-) -> L.Trainer:
+def make_trainer(cfg: DictConfig, callbacks: list[Any], logger: Any, **options: Any) -> L.Trainer:
     """The Lightning trainer from ``cfg.trainer`` (checkpoints written as a stream)."""
     return instantiate(
         cfg.trainer,
@@ -121,4 +119,3 @@ def logger_for(cfg: DictConfig, run: RunPlan, run_name: str | None, group: str |
     return loggers.make_logger(
         cfg.get("logger"), run_name=run_name, group=group, run_id=run.state["wandb_id"]
     )
-

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sftlab.tasks.classification import SequenceClassifier
+from sftlab.tasks.base import EncoderTask
 from sftlab.tasks.metrics import multilabel_metrics
 from sftlab.utils import distributed
 
@@ -31,7 +31,7 @@ def best_threshold(probs: torch.Tensor, targets: torch.Tensor) -> float:
     return round(best, 2)
 
 
-class MultiLabelClassifier(SequenceClassifier):
+class MultiLabelClassifier(EncoderTask):
     """BCE-with-logits on multi-hot targets; labels whose probability reaches the threshold
     are predicted.
 
@@ -48,14 +48,16 @@ class MultiLabelClassifier(SequenceClassifier):
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         threshold: float | str = 0.5,
         layer_decay: float | None = None,
+        graphed: Any = None,
     ):
         super().__init__(
             model,
             label_names,
             optimizer,
             scheduler,
-            layer_decay=layer_decay,
             metrics=multilabel_metrics(label_names),
+            layer_decay=layer_decay,
+            graphed=graphed,
         )
         self.tune = threshold == "tune"
         # A buffer: the tuned value travels with the best checkpoint.
@@ -90,8 +92,7 @@ class MultiLabelClassifier(SequenceClassifier):
         self.log("val/threshold", self.threshold)
 
     def on_test_epoch_end(self) -> None:
-        values = self._log_collection(self.test_metrics)
-        self.test_results = {k: float(v) for k, v in values.items()}
+        super().on_test_epoch_end()
         self.test_results["test/threshold"] = float(self.threshold)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

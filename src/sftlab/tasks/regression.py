@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from sftlab.tasks.classification import SequenceClassifier
+from sftlab.tasks.base import EncoderTask
 from sftlab.tasks.metrics import regression_metrics
 from sftlab.utils.errors import SftlabError
 
 LOSSES = ("mse", "huber")
 
 
-class Regressor(SequenceClassifier):
-    """The classifier system with a one-output head, a regression loss and regression metrics.
+class Regressor(EncoderTask):
+    """A one-output head with a regression loss and regression metrics.
 
     Args:
         loss: ``mse`` or ``huber`` (``loss.regression``).
         huber_delta: where Huber turns from squared to linear (``loss.huber_delta``).
+        (the others: ``EncoderTask``)
     """
+
+    PROGRESS = ("val/pearson", "val/mae")
 
     def __init__(
         self,
@@ -31,6 +35,7 @@ class Regressor(SequenceClassifier):
         loss: str = "mse",
         huber_delta: float = 1.0,
         layer_decay: float | None = None,
+        graphed: Any = None,
     ):
         if loss not in LOSSES:
             raise SftlabError(f"loss.regression must be one of {', '.join(LOSSES)}, got '{loss}'")
@@ -39,8 +44,9 @@ class Regressor(SequenceClassifier):
             label_names,
             optimizer,
             scheduler,
-            layer_decay=layer_decay,
             metrics=regression_metrics(),
+            layer_decay=layer_decay,
+            graphed=graphed,
         )
         self.loss_name, self.huber_delta = loss, float(huber_delta)
 
@@ -54,13 +60,6 @@ class Regressor(SequenceClassifier):
         self.update_metrics(stage, preds.detach(), target)
         self.log_loss(stage, loss, len(target))
         return loss
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_collection(self.val_metrics, prog_bar=("val/pearson", "val/mae"))
-
-    def on_test_epoch_end(self) -> None:
-        values = self._log_collection(self.test_metrics)
-        self.test_results = {k: float(v) for k, v in values.items()}
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self(batch).float().squeeze(-1)
