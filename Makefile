@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.sftlab-installed
 ARGS   ?=
 
-.PHONY: help train test test-slow lint bench clean
+.PHONY: help train test test-slow lint bench docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,14 +24,19 @@ install: $(STAMP)  ## build .venv (idempotent)
 train: $(STAMP)  ## the main job: fine-tune MiniLM on airline tweets (make train ARGS="strategy=head_only")
 	$(PY) train.py $(ARGS)
 
-test: $(STAMP)  ## the fast test suite (CPU, offline)
+test: $(STAMP)  ## the fast test suite (CPU, offline), then the docs site in strict mode
 	$(PY) -m pytest $(ARGS)
+	# not -q: mkdocs 1.6 then drops the warnings that --strict counts, and a broken link passes
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 test-slow: $(STAMP)  ## real fine-tunes with the packaged models
 	$(PY) -m pytest -m slow $(ARGS)
 
 lint: $(STAMP)  ## ruff lint + format check
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+docs: $(STAMP)  ## build the docs site into site/
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: $(STAMP)  ## speed ratios against the Hugging Face Trainer
 	$(PY) bench/run.py $(ARGS)
