@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sftlab.export.hf_folder import _export_cli as export_cli
+from sftlab.export.__main__ import _export_cli as export_cli
 from sftlab.inference.predict import predict
 from sftlab.inference.serve import serve
 from sftlab.train import train

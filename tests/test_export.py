@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from sftlab.export.hf_folder import main as export_main
+from sftlab.export.__main__ import main as export_main
 from tests.tiny_run import copy_run, trained_run
 
 ort = pytest.importorskip("onnxruntime")

@@ -177,5 +177,5 @@ def export_guard(out: Path) -> Iterator[None]:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SftlabError(
             f"exporting {out / 'model'} failed ({first}); metrics.json and checkpoints/best.ckpt "
-            f"are kept: export again with `python -m sftlab.export.hf_folder run={out} format=hf`"
+            f"are kept: export again with `python -m sftlab.export run={out} format=hf`"
         ) from e

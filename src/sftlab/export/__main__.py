@@ -1,0 +1,54 @@
+"""``python -m sftlab.export run=<run dir> format=onnx|hf``: an ONNX model checked against
+PyTorch, or ``<run>/model`` again from ``checkpoints/best.ckpt``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from sftlab.export.from_checkpoint import export_from_checkpoint
+from sftlab.export.onnx import export_onnx
+from sftlab.utils.cli import run_or_exit
+from sftlab.utils.errors import SftlabError
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m sftlab.export run=<run dir> format=onnx [opset=17] [split=test]``, or
+    ``format=hf``: ``<run>/model`` again from ``checkpoints/best.ckpt``."""
+    run_or_exit(_export_cli, sys.argv[1:] if argv is None else argv, None)
+
+
+EXPORT_DEFAULTS = {
+    "run": None,  # a run dir (or an exported model folder)
+    "format": "onnx",  # onnx: model.onnx checked against PyTorch; hf: model/ again from checkpoints/best.ckpt
+    "output": None,  # null = <run>/onnx
+    "opset": 17,  # ONNX opset; 17 runs on onnxruntime >= 1.13
+    "split": "test",  # the rows (<run>/data/<split>.csv) on which ONNX and PyTorch logits are compared
+    "atol": 1e-4,  # the largest allowed |logit difference|; the export fails beyond it
+}
+
+
+def _export_cli(argv: list[str]) -> Path:
+    cfg = OmegaConf.create(EXPORT_DEFAULTS)
+    OmegaConf.set_struct(cfg, True)
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(argv))
+    except Exception as e:  # an unknown key or a malformed key=value
+        raise SftlabError(
+            f"bad argument ({str(e).splitlines()[0]}): use {', '.join(f'{k}=' for k in EXPORT_DEFAULTS)}"
+        ) from None
+    if not cfg.run:
+        raise SftlabError(
+            "missing run=<run dir>: python -m sftlab.export run=outputs/<date>/<time> format=onnx"
+        )
+    if cfg.format == "hf":
+        return export_from_checkpoint(cfg.run)
+    if cfg.format != "onnx":
+        raise SftlabError(f"unknown format={cfg.format}: use format=onnx or format=hf")
+    return export_onnx(cfg.run, cfg.output, opset=cfg.opset, split=cfg.split, atol=cfg.atol)
+
+
+if __name__ == "__main__":
+    main()
