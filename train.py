@@ -20,7 +20,7 @@ def checked(cfg: DictConfig) -> bool:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    from sftlab.train import train as run_training
+    from sftlab.run import train as run_training
 
     return run_training(cfg)
 

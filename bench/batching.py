@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 from head_only_speed import RESULTS, compose_train  # sources on the path, offline, quiet
 
+from sftlab import train  # noqa: E402
 from sftlab.data.datamodule import DataConfig, TextDataModule  # noqa: E402
 from sftlab.models.backbone import load_tokenizer  # noqa: E402
-from sftlab.train import train  # noqa: E402
 
 SCHEMES = {
     "random": ["data.unpad=false", "data.group_by_length=false"],

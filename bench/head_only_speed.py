@@ -30,10 +30,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from sftlab import strategies  # noqa: E402
+from sftlab import strategies, train  # noqa: E402
 from sftlab.data.datamodule import DataConfig, TextDataModule  # noqa: E402
 from sftlab.models.backbone import load_model, load_tokenizer  # noqa: E402
-from sftlab.train import train  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

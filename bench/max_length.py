@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 from head_only_speed import RESULTS, compose_train  # sources on the path, offline, quiet
 
-from sftlab.train import train  # noqa: E402
+from sftlab import train  # noqa: E402
 
 
 def conversations_csv(path: Path, min_words: int = 150) -> Path:

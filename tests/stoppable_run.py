@@ -14,8 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+from sftlab import train  # noqa: E402
 from sftlab.tasks.classification import SequenceClassifier  # noqa: E402
-from sftlab.train import train  # noqa: E402
 from sftlab.utils.cli import run_or_exit  # noqa: E402
 from tests.conftest import TINY, compose_cfg  # noqa: E402
 

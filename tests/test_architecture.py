@@ -20,7 +20,7 @@ LAYERS = [
     "export",
     "reporting",
     "recipes",
-    "train",  # sftlab/train.py: train(cfg)
+    "run",  # sftlab/run.py: train(cfg)
 ]
 
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from sftlab import train
 from sftlab.export.__main__ import _export_cli as export_cli
 from sftlab.inference.predict import predict
 from sftlab.inference.serve import serve
-from sftlab.train import train
 from sftlab.utils.errors import SftlabError
 from tests.conftest import TINY, compose_cfg
 from tests.tiny_run import trained_run

@@ -9,12 +9,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from sftlab import train
 from sftlab.config.data import DataConfig
 from sftlab.data.generation import IGNORE, GenerationDataModule, collate, encode_pair, prompt_ids
 from sftlab.data.packing import pack
 from sftlab.models.backbone import load_tokenizer
 from sftlab.models.causal import load_causal_lm
-from sftlab.train import train
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, compose_cfg
 from tests.test_generation import CHAT_TEMPLATE, GEN, PAIRS

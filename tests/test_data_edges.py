@@ -10,10 +10,10 @@ import pytest
 import torch
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from sftlab import train
 from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.data.imbalance import BalancedSampler
 from sftlab.models.backbone import load_tokenizer
-from sftlab.train import train
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, TINY, compose_cfg
 

@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 import torch
 
+from sftlab import train
 from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.data.imbalance import BalancedSampler, class_weights
 from sftlab.tasks.classification import SequenceClassifier
-from sftlab.train import train
 from sftlab.utils.errors import SftlabError
 
 

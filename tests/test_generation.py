@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
+from sftlab import train
 from sftlab.config.data import DataConfig
 from sftlab.data.generation import IGNORE, GenerationDataModule, encode_pair, prompt_ids
 from sftlab.models.backbone import load_tokenizer
-from sftlab.train import train
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, compose_cfg
 

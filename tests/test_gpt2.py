@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sftlab.train import train
+from sftlab import train
 from tests.conftest import TINY_CSV, compose_cfg
 from tests.test_generation import GEN
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from sftlab.train import train
+from sftlab import train
 from sftlab.utils import hardware
 from tests.conftest import TINY, compose_cfg
 

@@ -14,9 +14,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import pipeline
 
+from sftlab import train
 from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.models.backbone import load_tokenizer
-from sftlab.train import train
 from tests.conftest import TINY, compose_cfg
 
 

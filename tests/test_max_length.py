@@ -67,7 +67,7 @@ def test_model_length_limit_reads_the_sentence_transformers_config(tmp_path):
 def test_runs_record_the_number_auto_resolved_to(tiny_cfg):
     import json
 
-    from sftlab.train import train
+    from sftlab import train
 
     cfg = tiny_cfg("trainer.fast_dev_run=true", "data.max_length=auto")
     train(cfg)

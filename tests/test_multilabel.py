@@ -12,12 +12,12 @@ from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
+from sftlab import train
 from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.inference.predict import predict
 from sftlab.models.backbone import load_tokenizer
 from sftlab.tasks.metrics import multilabel_metrics
 from sftlab.tasks.multilabel import best_threshold
-from sftlab.train import train
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, TINY, compose_cfg
 

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from omegaconf import OmegaConf
 from transformers import pipeline
 
+from sftlab import train
 from sftlab.inference.predict import predict
 from sftlab.inference.predictor import load_predictor
 from sftlab.inference.serve import create_app
-from sftlab.train import train
 from tests.conftest import TINY, compose_cfg
 
 

@@ -12,12 +12,12 @@ from omegaconf import OmegaConf
 from scipy.stats import pearsonr, spearmanr
 from transformers import pipeline
 
+from sftlab import train
 from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.data.packaged import load_vader_sentences
 from sftlab.inference.predict import predict
 from sftlab.models.backbone import load_tokenizer
 from sftlab.tasks.metrics import regression_metrics
-from sftlab.train import train
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, TINY, compose_cfg
 

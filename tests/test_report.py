@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from sftlab import train
 from sftlab.reporting.report import per_class_table, write_report
-from sftlab.train import train
 
 
 def test_run_writes_report_with_linked_figures(tiny_cfg, capsys):

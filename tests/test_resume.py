@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sftlab.train import train
+from sftlab import train
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ROOT, TINY, compose_cfg
 

@@ -11,9 +11,9 @@ import torch
 from hydra.utils import instantiate
 from safetensors.torch import load_file
 
+from sftlab import train
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.speed import scale
-from sftlab.train import train
 from sftlab.training.callbacks import early_stopping
 from sftlab.utils.errors import SftlabError
 from tests.conftest import compose_cfg

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sftlab import train
 from sftlab.data.sources import load_airline_sentiment
-from sftlab.train import train
 from tests.conftest import compose_cfg
 
 

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from sftlab.train import train
+from sftlab import train
 from tests.conftest import ROOT, compose_cfg
 
 

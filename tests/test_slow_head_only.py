@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sftlab.train import train
+from sftlab import train
 from tests.conftest import compose_cfg
 
 

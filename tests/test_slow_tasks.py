@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
+from sftlab import train
 from sftlab.data.sources import load_airline_sentiment
-from sftlab.train import train
 from tests.conftest import compose_cfg
 
 QUIET = ["trainer=cpu", "trainer.enable_progress_bar=false"]

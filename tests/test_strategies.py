@@ -256,7 +256,7 @@ def test_decoder_classifier_with_lora_trains_and_its_adapter_reloads(tmp_path):
         LlamaForCausalLM,
     )
 
-    from sftlab.train import train
+    from sftlab import train
     from tests.conftest import TINY_CSV
 
     # A local decoder folder without a pad token, as Llama checkpoints ship.

@@ -10,9 +10,9 @@ import sys
 import pytest
 from transformers import pipeline
 
+from sftlab import train
 from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.models.backbone import load_tokenizer
-from sftlab.train import train
 from tests.conftest import ROOT, TINY_CSV
 
 

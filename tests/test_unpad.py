@@ -139,11 +139,11 @@ def test_training_runs_unpadded_by_default_and_exports_plain_sdpa(tiny_cfg, capl
     import json
     from pathlib import Path
 
-    from sftlab.train import train
+    from sftlab import train
 
     cfg = tiny_cfg("trainer.fast_dev_run=true")
     assert cfg.data.unpad and not cfg.data.group_by_length
-    with caplog.at_level("INFO", logger="sftlab.train"):
+    with caplog.at_level("INFO", logger="sftlab.recipes.classifier"):
         train(cfg)
     assert any("training batches are packed" in r.message for r in caplog.records)
     config = json.loads((Path(cfg.output_dir) / "model" / "config.json").read_text())

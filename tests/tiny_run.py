@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sftlab.train import train
+from sftlab import train
 from tests.conftest import TINY, compose_cfg
 
 _CACHE: dict[str, Path] = {}
