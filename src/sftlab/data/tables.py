@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from sftlab.utils.errors import SftlabError
+from sftlab.utils.files import atomic_path
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 # CRLF rows (RFC 4180): Python's csv writer quotes a field only when it holds a character of
@@ -64,8 +64,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     fmt = _format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         if fmt in (".csv", ".tsv"):
             df.to_csv(tmp, sep="\t" if fmt == ".tsv" else ",", index=False, lineterminator=CSV_EOL)
         elif fmt == ".jsonl":
@@ -74,7 +73,4 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
             df.to_json(tmp, orient="records", force_ascii=False, indent=1)
         else:
             df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
