@@ -132,7 +132,7 @@ def test_exported_causal_lm_reloads_and_generates_the_same(generation_run, token
 def test_smollm2_gguf_converts_once_and_generates(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from sftlab.models.causal import gguf_folder
+    from sftlab.models.convert.gguf import gguf_folder
     from sftlab.tasks.generation import generate
 
     cfg = compose_cfg(["model=smollm2"])

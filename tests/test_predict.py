@@ -171,7 +171,7 @@ def test_bad_input_one_line_each(run, tmp_path, capsys):
 
     header_only = tmp_path / "header.csv"
     header_only.write_text("text\n")
-    assert "has no rows" in _fails(capsys, run, header_only)
+    assert "input file has a header but no rows" in _fails(capsys, run, header_only)
     zero = tmp_path / "zero.csv"
     zero.write_text("")
     assert "is empty" in _fails(capsys, run, zero)
@@ -179,7 +179,7 @@ def test_bad_input_one_line_each(run, tmp_path, capsys):
     assert "would overwrite the input" in _fails(capsys, run, good, output=str(good))
     xlsx = tmp_path / "in.xlsx"
     xlsx.write_bytes(b"PK")
-    assert "unknown table format '.xlsx'" in _fails(capsys, run, xlsx)
+    assert "unknown input format '.xlsx'" in _fails(capsys, run, xlsx)
 
     assert "missing run=" in _fails(capsys, "???", good)
     no_model = copy_run(run, tmp_path / "no_model")
@@ -234,3 +234,40 @@ def test_texts_with_carriage_returns_survive_csv(run, tmp_path):
         cfg(run=str(run), input=str(tmp_path / "data" / "test.csv"), text_column="review")
     )
     assert pd.read_csv(out)["review"].tolist() == texts
+
+
+def test_training_and_prediction_read_a_file_alike(run, tmp_path, monkeypatch, caplog):
+    """One reader, one missing-value rule: "NA", "null" and "N/A" are text, blank cells missing."""
+    from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+    from sftlab.inference import predict as predict_module
+    from tests.conftest import TINY_CSV
+
+    words = ["NA", "null", "N/A"]
+    inp = tmp_path / "words.csv"
+    special = pd.DataFrame({"text": [*words, "", "  "], "label": ["negative"] * 5})
+    pd.concat([pd.read_csv(TINY_CSV), special]).to_csv(inp, index=False)
+
+    predictor = load_predictor(run, "cpu")
+    dm = TextClassificationDataModule(
+        DataConfig.from_dict({"source": "files", "path": str(inp)}), predictor.tokenizer, seed=42
+    )
+    with caplog.at_level("WARNING"):
+        trained = {t for frame in dm.load_frames().values() for t in frame["text"]}
+    assert set(words) <= trained and not {"", "  ", "nan"} & trained
+    assert (
+        "dropped 2 rows with an empty text (after cleaning) in column 'text' (first: row 95)"
+        in caplog.text
+    )
+
+    seen = []
+    real = predict_module.predict_frame
+    monkeypatch.setattr(
+        predict_module,
+        "predict_frame",
+        lambda p, texts, **kw: seen.append(texts) or real(p, texts, **kw),
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        predict(cfg(run=str(run), input=str(inp)))
+    assert seen[0][-5:] == [*words, "", ""]
+    assert "2 rows have no text (first: row 95)" in caplog.text  # the row training names

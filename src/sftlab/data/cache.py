@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from transformers import PreTrainedTokenizerBase
 from sftlab.config.data import DataConfig
 from sftlab.data.packaged import PACKAGED
 from sftlab.utils.distributed import build_once
+from sftlab.utils.files import atomic_path, write_text
 from sftlab.utils.paths import resolve
 
 log = logging.getLogger(__name__)
@@ -150,23 +149,12 @@ class DiskCache:
             )
 
 
-def _atomic(target: Path, write) -> None:
-    """``write(tmp_path)`` then move the finished file onto ``target``."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _write_rows(base: Path, entry: dict[str, Any]) -> None:
     meta = {k: v for k, v in entry.items() if k != "pool"}
     # The table first, the JSON last: a reader that finds the JSON finds a complete table.
-    _atomic(base.with_suffix(".rows.parquet"), lambda p: entry["pool"].to_parquet(p, index=False))
-    _atomic(base.with_suffix(".rows.json"), lambda p: Path(p).write_text(json.dumps(meta)))
+    with atomic_path(base.with_suffix(".rows.parquet")) as tmp:
+        entry["pool"].to_parquet(tmp, index=False)
+    write_text(base.with_suffix(".rows.json"), json.dumps(meta))
 
 
 def _read_rows(base: Path) -> dict[str, Any]:
@@ -178,12 +166,8 @@ def _write_tokens(base: Path, flat: dict[str, tuple[np.ndarray, np.ndarray]]) ->
     arrays = {
         f"{k}.{part}": a for k, pair in flat.items() for part, a in zip("vo", pair, strict=True)
     }
-
-    def save(path: str) -> None:
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
-
-    _atomic(base.with_suffix(".tokens.npz"), save)
+    with atomic_path(base.with_suffix(".tokens.npz")) as tmp, tmp.open("wb") as f:
+        np.savez(f, **arrays)  # a file object: given a path, savez would append ".npz"
 
 
 def _read_tokens(base: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

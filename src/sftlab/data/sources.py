@@ -7,26 +7,20 @@ line as a spreadsheet shows it, header = 1; for JSONL the line; otherwise the 1-
 
 from __future__ import annotations
 
-import bz2
-import csv
-import gzip
 import logging
-import lzma
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from sftlab.data.cleaning import CJK
 from sftlab.data.packaged import PACKAGED, load_airline_sentiment, load_sms_spam  # noqa: F401
+from sftlab.data.tables import first_row, read_table
 from sftlab.utils.errors import SftlabError
 from sftlab.utils.paths import hub_reachable
 
 log = logging.getLogger(__name__)
 
-COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
-FORMATS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 # Split names other tools use for the same thing.
 SPLIT_ALIASES = {
     "train": ("train",),
@@ -46,110 +40,13 @@ class SplitRows:
     """The label order a ``datasets`` ClassLabel feature declares, if any."""
 
 
-def _suffix(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in COMPRESSION:
-        suffixes = suffixes[:-1]
-    return suffixes[-1] if suffixes else ""
-
-
-def _read(path: Path, fmt: str, encoding: str) -> pd.DataFrame:
-    if fmt in {".csv", ".tsv"}:
-        return pd.read_csv(path, sep="\t" if fmt == ".tsv" else ",", encoding=encoding)
-    if fmt == ".jsonl":
-        return pd.read_json(path, lines=True, encoding=encoding)
-    if fmt == ".json":
-        try:
-            return pd.read_json(path, encoding=encoding)
-        except ValueError:  # a .json file holding one object per line
-            return pd.read_json(path, lines=True, encoding=encoding)
-    return pd.read_parquet(path)
-
-
 def read_file(path: str | Path, encoding: str = "utf-8", key: str = "data.path") -> pd.DataFrame:
-    """Read a CSV/TSV/JSON/JSONL/parquet file into a DataFrame with a ``_row`` column."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise SftlabError(f"data file not found: {path} (set {key} to an existing file)")
-    fmt = _suffix(path)
-    if fmt not in FORMATS:
-        raise SftlabError(
-            f"unknown data format '{fmt or path.name}' for {path}: use one of {', '.join(FORMATS)} "
-            f"(optionally compressed) or a datasets save_to_disk folder"
-        )
-    if path.stat().st_size == 0:
-        raise SftlabError(
-            f"data file is empty: {path} (set {key} to a file with a header and rows)"
-        )
-    try:
-        df = _read(path, fmt, encoding)
-    except pd.errors.EmptyDataError:
-        raise SftlabError(
-            f"data file is empty: {path} (set {key} to a file with a header and rows)"
-        ) from None
-    except UnicodeDecodeError as e:
-        raise SftlabError(_decode_error(path, fmt, encoding, e)) from None
-    except (ValueError, pd.errors.ParserError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SftlabError(f"cannot read {path} as {fmt[1:]}: {first}") from None
-    if df.empty:
-        raise SftlabError(
-            f"data file has a header but no rows: {path} (add rows or set {key} to another file)"
-        )
-    df.columns = [str(c) for c in df.columns]
-    offset = 2 if fmt in {".csv", ".tsv"} else 1
-    df["_row"] = range(offset, offset + len(df))
+    """A data file as ``read_table`` reads it (predict reads its input the same way), with a
+    ``_row`` column."""
+    df = read_table(path, encoding, key)
+    start = first_row(Path(path))
+    df["_row"] = range(start, start + len(df))
     return df
-
-
-def _decode_error(path: Path, fmt: str, encoding: str, e: UnicodeDecodeError) -> str:
-    """Name the row (and for CSV/TSV the column) holding the first undecodable byte."""
-    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
-    where, hint = f"{path}", "the file's encoding (e.g. data.encoding=latin-1)"
-    if path.suffix.lower() not in {".zip", ".zst"}:
-        with opener(path, "rb") as f:
-            raw = f.read()
-        hint = _encoding_hint(raw, encoding) or hint
-        lines = raw.split(b"\n")
-        for number, line in enumerate(lines, start=1):
-            try:
-                line.decode(encoding)
-            except UnicodeDecodeError as bad:
-                where = f"{path}: row {number}"
-                if fmt in {".csv", ".tsv"} and number > 1:
-                    sep = "\t" if fmt == ".tsv" else ","
-                    header = next(csv.reader([lines[0].decode(encoding, "replace")], delimiter=sep))
-                    fields = next(csv.reader([line.decode(encoding, "replace")], delimiter=sep), [])
-                    column = next(
-                        (h for h, v in zip(header, fields, strict=False) if "\ufffd" in v), None
-                    )
-                    where += f", column '{column}'" if column else ""
-                e = bad
-                break
-    return (
-        f"{where} is not valid {encoding} (byte 0x{e.object[e.start]:02x}): set data.encoding to "
-        f"{hint} or re-save it as UTF-8"
-    )
-
-
-def _encoding_hint(raw: bytes, tried: str) -> str | None:
-    """Name the encoding a Chinese file most likely has: GB18030 (a superset of GBK and GB2312,
-    what Chinese Excel and WPS export) when the bytes decode as it and hold ideographs.
-    Latin-1 is never suggested for those: it decodes any bytes, into mojibake."""
-    high = sum(b >= 0x80 for b in raw)
-    for candidate in ("gb18030", "big5"):
-        if candidate == tried.lower().replace("-", "").replace("_", ""):
-            continue
-        try:
-            text = raw.decode(candidate)
-        except UnicodeDecodeError:
-            continue
-        # Chinese in these encodings spends two high bytes per character; Latin-1 text that
-        # happens to decode (é + a letter) spends one, and is not Chinese.
-        wide = sum(not c.isascii() for c in text)
-        if CJK.search(text) and high >= 1.8 * wide:
-            return f"{candidate} (the bytes read as Chinese text in {candidate})"
-    return None
 
 
 def _dataset_dict_splits(dd, where: str) -> dict[str, SplitRows]:

@@ -14,11 +14,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from transformers import AutoModelForSequenceClassification
 
 from sftlab.data.cleaning import clean_texts
+from sftlab.data.tables import read_table
 from sftlab.inference.predictor import META_FILE, Predictor, load_predictor, locate
 from sftlab.utils.errors import SftlabError
 from sftlab.utils.files import atomic_dir, commit_dir
@@ -128,12 +128,13 @@ def _comparison_texts(
             len(FALLBACK_TEXTS),
         )
         return list(FALLBACK_TEXTS), "built-in sample texts"
-    df = pd.read_csv(path, keep_default_na=False)
+    df = read_table(path)
     if predictor.text_column not in df.columns:
         raise SftlabError(
             f"{path} has no column '{predictor.text_column}' (columns: {', '.join(df.columns)})"
         )
-    return df[predictor.text_column].astype(str).tolist(), f"{path} ({len(df)} rows)"
+    texts = df[predictor.text_column].fillna("").astype(str).tolist()
+    return texts, f"{path} ({len(df)} rows)"
 
 
 def _encoded_batches(predictor: Predictor, texts: list[str], batch_size: int, tensors: str):

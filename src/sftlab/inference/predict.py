@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from sftlab.data.chat import generation_prompt, is_missing, parse_messages
-from sftlab.data.tables import read_table, write_table
+from sftlab.data.tables import first_row, read_table, write_table
 from sftlab.inference.predictor import check_task, load_predictor, predict_frame, require
 from sftlab.utils.errors import SftlabError
 
@@ -30,7 +30,8 @@ def predict(cfg: Any) -> Path:
         raise SftlabError(f"output={out} would overwrite the input: choose another output path")
     predictor = load_predictor(cfg.run, device=str(cfg.get("device", "auto")))
     check_task(predictor)
-    df = read_table(inp, encoding=str(cfg.get("encoding") or "utf-8"))
+    df = read_table(inp, str(cfg.get("encoding") or "utf-8"), key="input")  # as training reads
+    first = first_row(inp)  # row numbers as in training's messages
     generation = predictor.task == "generation"
     messages = predictor.meta.get("messages_column") if generation else None
     if messages and not cfg.get("text_column"):  # chat rows, as in training
@@ -39,7 +40,6 @@ def predict(cfg: Any) -> Path:
                 f"{inp} has no messages column '{messages}' that the run was trained on "
                 f"(columns: {', '.join(map(str, df.columns))}): add it or set text_column=<prompts>"
             )
-        first = 2 if inp.suffix.lower() in {".csv", ".tsv"} else 1  # row numbers as in training
         empty = [i for i, value in enumerate(df[messages]) if is_missing(value)]
         if empty:
             log.warning(
@@ -76,7 +76,7 @@ def predict(cfg: Any) -> Path:
             "%s: %d rows have no text (first: row %d); predicting on ''",
             inp,
             int(missing.sum()),
-            int(missing.idxmax()) + 2,
+            int(missing.idxmax()) + first,
         )
     texts = texts.where(~missing, "").astype(str).tolist()
     return _finish(cfg, df, texts, predictor, inp, out)

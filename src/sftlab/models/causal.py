@@ -1,25 +1,18 @@
 """Causal LMs for generative SFT: a tiny random one from a config, a local folder, or a GGUF
-file (packaged SmolLM2) converted once into a plain Hugging Face folder in a cache dir."""
+file (packaged SmolLM2) converted once into a plain Hugging Face folder (``convert/gguf.py``)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
 from sftlab.models.convert.e5s1 import e5s1_folder, is_e5s1
-from sftlab.utils.distributed import build_once
+from sftlab.models.convert.gguf import gguf_folder
 from sftlab.utils.errors import SftlabError
-from sftlab.utils.files import commit_dir
 from sftlab.utils.paths import resolve
-
-log = logging.getLogger(__name__)
 
 # Encoder-only families: they have no left-to-right language-model head worth fine-tuning.
 ENCODER_ONLY = {
@@ -51,46 +44,6 @@ def check_decoder(model_cfg: dict[str, Any], task: str) -> None:
             f"data.task={task} needs a decoder (causal LM) but the model is encoder-only "
             f"({kind}): use model=smollm2 or model=tiny_llama, or a classification data config"
         )
-
-
-def gguf_folder(gguf: str, cache_dir: str | None) -> Path:
-    """A plain HF folder converted from ``gguf`` (dequantized to fp32), made once and reused."""
-    path = Path(resolve(gguf))
-    if not path.is_file():
-        raise SftlabError(f"model.name_or_path: GGUF file not found: {path}")
-    stat = path.stat()
-    key = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    root = Path(cache_dir or "~/.cache/sftlab").expanduser() / "models"
-    target = root / f"{path.stem}-{key}"
-    if (target / "config.json").is_file():
-        log.info("model: converted GGUF from cache %s", target)
-        return target
-    with build_once(root / f"{target.name}.lock"):  # one process converts, the others wait
-        if not (target / "config.json").is_file():
-            _convert(path, target)
-    return target
-
-
-def _convert(path: Path, target: Path) -> None:
-    try:
-        import gguf  # noqa: F401 - transformers needs it to read the file
-    except ImportError:
-        raise SftlabError("reading a GGUF model needs the gguf package: pip install gguf") from None
-    log.info("model: converting %s to a Hugging Face folder (once) in %s", path.name, target)
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    loaded = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
-    # transformers keeps a GGUF-loaded model marked as quantized (not saveable) even when it
-    # dequantized every weight: copy the weights into a plain model of the same config.
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config)
-    model.load_state_dict(loaded.state_dict(), strict=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # unique per process
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    commit_dir(tmp, target)
 
 
 def resolved_model_cfg(model_cfg: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sftlab.utils.files import write_text
+
 
 def print_metrics(
     metrics: dict[str, Any], label_names: list[str], title: str = "test metrics"
@@ -126,7 +128,7 @@ def write_report(
     else:
         lines += ["No csv/metrics.csv (logger=null): no learning curves.", ""]
     report = run_dir / "report.md"
-    report.write_text("\n".join(lines), encoding="utf-8")
+    write_text(report, "\n".join(lines))
     return report
 
 

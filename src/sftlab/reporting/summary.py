@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from sftlab.utils.files import atomic_path, write_text
+
 # Overrides that vary between repeats of one configuration, not between configurations.
 REPEAT_KEYS = ("seed",)
 # Columns of summary.md, when present (summary.csv holds every scalar metric).
@@ -139,7 +141,7 @@ def write_csv(jobs: list[Job], path: Path) -> None:
     import csv
 
     columns = metric_columns(jobs)
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["job", "overrides", "config", "status", *columns, "error"])
         for job in jobs:
@@ -196,7 +198,7 @@ def write_markdown(
         )
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def summarize(sweep_dir: Path, metric: str = "test/f1_macro") -> list[Job]:

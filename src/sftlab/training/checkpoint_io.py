@@ -8,12 +8,13 @@ memory: about 1.1 GB for MiniLM with its AdamW states, which set the peak RSS of
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from sftlab.utils.files import atomic_path
 
 
 class StreamingCheckpointIO(TorchCheckpointIO):
@@ -24,9 +25,5 @@ class StreamingCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
-            os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-        finally:
-            tmp.unlink(missing_ok=True)

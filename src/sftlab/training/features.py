@@ -9,9 +9,9 @@ equals running the frozen body every step with dropout off, up to float rounding
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,6 +27,7 @@ from sftlab.data.resumable import ResumableData
 from sftlab.models.split import split_model
 from sftlab.utils import distributed
 from sftlab.utils.errors import SftlabError
+from sftlab.utils.files import atomic_path
 from sftlab.utils.hardware import autocast_dtype
 
 log = logging.getLogger(__name__)
@@ -192,12 +193,11 @@ def cache_features(
     try:
         for split, ds in datamodule.datasets.items():
             store = store_dir / f"{split}.npy" if on_disk else None
-            tmp = distributed.unique_tmp(store) if store else None
-            feats = extract(
-                body, ds, datamodule.collate, cfg.eval_batch_size, precision, tmp, device
-            )
-            if store:  # complete before it gets its name: no rank ever opens half a file
-                os.replace(tmp, store)
+            # complete before it gets its name: no rank ever opens half a file
+            with atomic_path(store) if store else nullcontext() as tmp:
+                feats = extract(
+                    body, ds, datamodule.collate, cfg.eval_batch_size, precision, tmp, device
+                )
             datasets[split] = FeatureDataset(feats, ds.labels, ds.lengths, store)
     finally:
         model.to("cpu")  # the frozen body leaves the accelerator; Lightning moves the head

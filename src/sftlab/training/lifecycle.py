@@ -19,7 +19,7 @@ from sftlab.training.resume import LAST, RunPlan
 from sftlab.training.stop_on_signal import StopOnSignal
 from sftlab.utils import secrets
 from sftlab.utils.errors import SftlabError
-from sftlab.utils.files import write_text
+from sftlab.utils.files import atomic_path, write_text
 from sftlab.utils.signals import Interrupted
 
 log = logging.getLogger(__name__)
@@ -158,9 +158,8 @@ def _merge_csv(aside: Path, path: Path, resumed_at: int | None) -> None:
         if key in merged:
             merged[key] = merged[key].astype("Int64")
     merged = merged[sorted(merged.columns)]  # the order Lightning's CSV writer keeps its keys in
-    tmp = path.with_name(f".{path.name}.tmp")
-    merged.to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        merged.to_csv(tmp, index=False)
     aside.unlink()
 
 

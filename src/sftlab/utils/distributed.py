@@ -148,8 +148,3 @@ def build_once(lock: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def unique_tmp(target: Path) -> Path:
-    """A temp name beside ``target`` that no other process uses (rename it into place)."""
-    return target.with_name(f".{target.name}.{os.getpid()}.tmp")

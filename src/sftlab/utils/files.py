@@ -3,9 +3,36 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """A temp path beside ``target`` to write (stream) into; moved onto ``target`` when the block
+    ends, removed when it raises. Readers see the old file or the new one, never half of one.
+    The temp name is unique per process and thread, so concurrent writers never share it."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    write_text(path, json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
 def atomic_dir(target: Path) -> Path:
@@ -27,14 +54,3 @@ def commit_dir(tmp: Path, target: Path) -> None:
         target.rename(old)
     tmp.rename(target)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temp file so a crash never leaves half a file."""
-    write_text(path, json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
-def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

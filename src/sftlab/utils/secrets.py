@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sftlab.utils.files import write_text
+
 SECRET = re.compile(
     r"(^|[_\-.])(api_?key|key|token|password|passwd|secret|secrets|credentials?|auth)($|[_\-.])",
     re.IGNORECASE,
@@ -60,9 +62,7 @@ def mask_files(folder: Path, secrets: list[str], pattern: str = "*.yaml") -> Non
     if not secrets or not folder.is_dir():
         return
     for path in folder.glob(pattern):
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         clean = mask_text(text, secrets)
         if clean != text:
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(clean)
-            tmp.replace(path)
+            write_text(path, clean)

@@ -17,7 +17,6 @@ is weight ``j`` and high nibble weight ``j + 16``; a weight is ``(nibble - 8) * 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
 import unicodedata
@@ -27,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sftlab.models.convert.cache import cache_folder, convert_once
 from sftlab.utils.errors import SftlabError
-from sftlab.utils.files import atomic_dir, commit_dir
 from sftlab.utils.paths import resolve
 
 log = logging.getLogger(__name__)
@@ -316,26 +315,21 @@ def build_tokenizer(model: E5S1):
 
 def e5s1_folder(source: str, cache_dir: str | None) -> Path:
     """A plain HF folder (BertModel weights in fp32, config, fast tokenizer) converted from
-    the E5S1 file ``source`` once and reused: keyed by the file's path, size and mtime."""
-    from transformers import BertModel
-
+    the E5S1 file ``source`` once and reused."""
     path = Path(resolve(source))
     if not path.is_file():
         raise SftlabError(f"model.name_or_path: E5S1 file not found: {path}")
-    stat = path.stat()
-    key = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    target = Path(cache_dir or "~/.cache/sftlab").expanduser() / "models" / f"{path.stem}-{key}"
-    if (target / "config.json").is_file():
-        log.info("model: converted E5S1 from cache %s", target)
-        return target
-    log.info("model: converting %s to a Hugging Face folder (once) in %s", path.name, target)
+    return convert_once(cache_folder(path, cache_dir), lambda folder: _convert(path, folder))
+
+
+def _convert(path: Path, folder: Path) -> None:
+    from transformers import BertModel
+
+    log.info("model: converting %s to a Hugging Face folder (once)", path.name)
     parsed = read_e5s1(path)
     weights = state_dict(parsed)
     tokenizer = build_tokenizer(parsed)
     model = BertModel(bert_config(parsed), add_pooling_layer=False)
     model.load_state_dict(weights, strict=True)
-    tmp = atomic_dir(target)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    commit_dir(tmp, target)
-    return target
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
