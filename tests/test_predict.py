@@ -238,7 +238,7 @@ def test_texts_with_carriage_returns_survive_csv(run, tmp_path):
 
 def test_training_and_prediction_read_a_file_alike(run, tmp_path, monkeypatch, caplog):
     """One reader, one missing-value rule: "NA", "null" and "N/A" are text, blank cells missing."""
-    from sftlab.data.datamodule import DataConfig, TextClassificationDataModule
+    from sftlab.data.datamodule import DataConfig, TextDataModule
     from sftlab.inference import predict as predict_module
     from tests.conftest import TINY_CSV
 
@@ -248,7 +248,7 @@ def test_training_and_prediction_read_a_file_alike(run, tmp_path, monkeypatch, c
     pd.concat([pd.read_csv(TINY_CSV), special]).to_csv(inp, index=False)
 
     predictor = load_predictor(run, "cpu")
-    dm = TextClassificationDataModule(
+    dm = TextDataModule(
         DataConfig.from_dict({"source": "files", "path": str(inp)}), predictor.tokenizer, seed=42
     )
     with caplog.at_level("WARNING"):
