@@ -36,7 +36,7 @@ PY
 
 # The GPU tests first: real CUDA-graph captures must train as the eager step does.
 set +e
-"$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_cuda_graphs.py 2>&1 | tail -15
+"$PY" -m pytest -q -p no:cacheprovider -m gpu tests/models/test_cuda_graphs.py 2>&1 | tail -15
 rc=${PIPESTATUS[0]}
 set -e
 echo "GPU_CHECK step=gpu-tests rc=$rc"

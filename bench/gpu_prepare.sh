@@ -26,7 +26,7 @@ read -r hydra omegaconf antlr pytest pluggy iniconfig <<<"$versions"
 rm -rf "$TMP"
 mkdir -p "$TMP/wheels"
 # Pure-Python wheels (py3-none-any) install on the GPU machine's Python 3.12 as they are.
-# pytest runs the GPU tests there (tests/test_cuda_graphs.py -m gpu).
+# pytest runs the GPU tests there (tests/models/test_cuda_graphs.py -m gpu).
 "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$TMP/wheels" "$hydra" "$omegaconf" \
     "$pytest" "$pluggy" "$iniconfig"
 # antlr4-python3-runtime 4.9.3 (the one omegaconf 2.3 needs) is published as an sdist only.

@@ -16,7 +16,7 @@ from sftlab.inference.predict import predict
 from sftlab.inference.serve import serve
 from sftlab.utils.errors import SftlabError
 from tests.conftest import TINY, compose_cfg
-from tests.tiny_run import trained_run
+from tests.helpers.tiny_run import trained_run
 
 
 @pytest.fixture(scope="module")

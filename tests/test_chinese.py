@@ -27,8 +27,8 @@ from sftlab.inference.predict import predict
 from sftlab.inference.predictor import load_predictor, predict_frame
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, ROOT
-from tests.e5s1_writer import write_e5s1
-from tests.wandb_offline import read_run
+from tests.helpers.e5s1_writer import write_e5s1
+from tests.helpers.wandb_offline import read_run
 
 CSV = ASSETS / "tiny_chinese.csv"
 GB18030 = ASSETS / "tiny_chinese_gb18030.csv"

@@ -7,7 +7,7 @@ graph records the forward and the backward once and replays each as a single lau
 A graph replays fixed shapes, so training batches are padded to a multiple of ``bucket(...)``
 tokens (32 for max_length 128): a handful of shapes per run, one graph each, captured the first
 time the shape comes (``torch.cuda.make_graphed_callables``). The batches are the same random
-batches; the logits equal the padded forward's (tests/test_cuda_graphs.py). A batch of another
+batches; the logits equal the padded forward's (tests/models/test_cuda_graphs.py). A batch of another
 size (the last one of an epoch) runs eagerly, as does validation, test and predict.
 
 The attention mask goes to the encoder in its 4-D form, which transformers passes to SDPA as it

@@ -7,7 +7,7 @@ import json
 
 from sftlab import train
 from tests.conftest import TINY_CSV, compose_cfg
-from tests.test_generation import GEN
+from tests.helpers.generation import GEN
 
 GPT2 = [
     "~model.config",

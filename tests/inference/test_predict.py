@@ -20,7 +20,7 @@ from sftlab.tasks.metrics import classification_metrics
 from sftlab.utils.cli import run_or_exit
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ROOT
-from tests.tiny_run import copy_run, trained_run
+from tests.helpers.tiny_run import copy_run, trained_run
 
 
 @pytest.fixture(scope="module")

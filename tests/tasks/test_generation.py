@@ -12,24 +12,8 @@ from sftlab.config.data import DataConfig
 from sftlab.data.generation import IGNORE, GenerationDataModule, encode_pair, prompt_ids
 from sftlab.models.backbone import load_tokenizer
 from sftlab.utils.errors import SftlabError
-from tests.conftest import ASSETS, compose_cfg
-
-PAIRS = ASSETS / "tiny_translation.csv"
-GEN = [
-    "model=tiny_llama",
-    "data=text_to_text",
-    f"data.path={PAIRS}",
-    "data.response_column=target",
-    "data.prompt_template='Translate English to Spanish: {source}'",
-    "trainer=cpu",
-    "trainer.precision=32",
-    "trainer.enable_progress_bar=false",
-    "logger=csv",
-]
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
+from tests.conftest import compose_cfg
+from tests.helpers.generation import CHAT_TEMPLATE, GEN, PAIRS
 
 
 @pytest.fixture(scope="module")

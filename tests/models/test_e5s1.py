@@ -22,7 +22,7 @@ from sftlab.models.convert.e5s1 import (
     state_dict,
 )
 from sftlab.utils.errors import SftlabError
-from tests.e5s1_writer import NORMALIZATION, write_e5s1
+from tests.helpers.e5s1_writer import NORMALIZATION, write_e5s1
 
 TEXTS = ["我喜欢养猫", "质量很好，非常喜欢", "I love my cat", "iPhone 很好用 good"]
 SAMPLES = ["我喜欢养猫", "I love my cat", "我的 phone 不 very good", "质量很好，非常喜欢"]

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from sftlab.inference.predictor import class_probabilities, load_predictor
 from sftlab.inference.serve import create_app, serve
 from sftlab.utils.errors import SftlabError
-from tests.tiny_run import trained_run
+from tests.helpers.tiny_run import trained_run
 
 MAX_TEXTS = 5
 

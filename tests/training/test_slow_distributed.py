@@ -13,7 +13,7 @@ from sftlab.inference.predictor import load_predictor
 from sftlab.tasks.metrics import multilabel_metrics, regression_metrics
 from sftlab.tasks.multilabel import best_threshold
 from tests.conftest import ASSETS
-from tests.ddp_run import DDP, as_tensor, ddp_run, one_process_outputs, run_train, stored
+from tests.helpers.ddp_run import DDP, as_tensor, ddp_run, one_process_outputs, run_train, stored
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """A tiny-BERT training run that pauses at one training step, so a test can stop it there.
 
-``python tests/stoppable_run.py <run dir> <step> <seconds> [overrides...]``: at global step
+``python tests/helpers/stoppable_run.py <run dir> <step> <seconds> [overrides...]``: at global step
 ``<step>`` it writes ``<run dir>.paused`` and sleeps ``<seconds>`` inside the training step; the
 test then sends SIGKILL (the process dies mid-epoch) or SIGTERM (the step ends, then it stops).
 """
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
 from sftlab import train  # noqa: E402

@@ -17,7 +17,7 @@ from sftlab.models.backbone import load_tokenizer
 from sftlab.models.causal import load_causal_lm
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, compose_cfg
-from tests.test_generation import CHAT_TEMPLATE, GEN, PAIRS
+from tests.helpers.generation import CHAT_TEMPLATE, GEN, PAIRS
 
 CHAT = ASSETS / "tiny_chat.jsonl"
 

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from sftlab.export.__main__ import main as export_main
-from tests.tiny_run import copy_run, trained_run
+from tests.helpers.tiny_run import copy_run, trained_run
 
 ort = pytest.importorskip("onnxruntime")
 

@@ -31,7 +31,7 @@ PAUSE_AT = 13
 def _start(out: Path, seconds: float, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "stoppable_run.py"), str(out), str(PAUSE_AT),
+        [sys.executable, str(ROOT / "tests" / "helpers" / "stoppable_run.py"), str(out), str(PAUSE_AT),
          str(seconds), *RUN, *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
