@@ -40,9 +40,15 @@ SCHEMES = {
     "length_grouped": ["data.unpad=false", "data.group_by_length=true"],
 }
 COMMON = [
-    "trainer=cpu", "trainer.precision=32", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-    "logger=csv", "export=false", "data.batch_size=32", "data.max_length=128",
-]  # fmt: skip
+    "trainer=cpu",
+    "trainer.precision=32",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "logger=csv",
+    "export=false",
+    "data.batch_size=32",
+    "data.max_length=128",
+]
 
 
 def length3_csv(path: Path, rows: int = 2400, seed: int = 0) -> Path:
@@ -155,12 +161,24 @@ def main() -> None:
                     )
                     started = time.perf_counter()
                     metrics = train(cfg)
-                    runs.append({
-                        "data": data, "scheme": scheme, "seed": seed,
-                        "wall_s": round(time.perf_counter() - started, 1),
-                        **{k: metrics[k] for k in ("test/acc", "test/f1_macro",
-                           "train_samples_per_second", "train_tokens_per_second", "train_rows")},
-                    })  # fmt: skip
+                    runs.append(
+                        {
+                            "data": data,
+                            "scheme": scheme,
+                            "seed": seed,
+                            "wall_s": round(time.perf_counter() - started, 1),
+                            **{
+                                k: metrics[k]
+                                for k in (
+                                    "test/acc",
+                                    "test/f1_macro",
+                                    "train_samples_per_second",
+                                    "train_tokens_per_second",
+                                    "train_rows",
+                                )
+                            },
+                        }
+                    )
                     (RESULTS / "batching.json").write_text(
                         json.dumps({"runs": runs, "padding": padding}, indent=2)
                     )

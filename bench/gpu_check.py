@@ -77,9 +77,7 @@ def prepare(carry: Path) -> None:
     model = carry / PACKAGE / "model"
     shutil.copytree(source, model, ignore=lambda d, names: [n for n in names if n in SKIP])
     weights = load_file(source / WEIGHTS)
-    half = {
-        k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()
-    }  # fmt: skip
+    half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()}
     error = max(
         (half[k].float() - v).abs().max().item()
         for k, v in weights.items()
@@ -192,10 +190,14 @@ def bench(args: argparse.Namespace) -> None:
     name, peak_flops = device()
     precision = "32" if args.smoke else "bf16"
     log(
-        "machine", device=f"'{name}'", torch=torch.__version__,
-        transformers=transformers.__version__, python=platform.python_version(),
-        precision=precision, peak_bf16_tflops=peak_flops and round(peak_flops / 1e12),
-    )  # fmt: skip
+        "machine",
+        device=f"'{name}'",
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        python=platform.python_version(),
+        precision=precision,
+        peak_bf16_tflops=peak_flops and round(peak_flops / 1e12),
+    )
     results: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -239,15 +241,22 @@ def bench(args: argparse.Namespace) -> None:
                 )
                 results.append(result)
                 log(
-                    which, round=index + 1, samples_per_s=result["train_samples_per_second"],
-                    it_per_s=result["it_per_second"], train_s=result["train_seconds"],
-                    wall_s=result["wall_s"], peak_gpu_gb=result["peak_gpu_memory_gb"],
+                    which,
+                    round=index + 1,
+                    samples_per_s=result["train_samples_per_second"],
+                    it_per_s=result["it_per_second"],
+                    train_s=result["train_seconds"],
+                    wall_s=result["wall_s"],
+                    peak_gpu_gb=result["peak_gpu_memory_gb"],
                     mfu=f"{result['mfu_percent']}%" if peak_flops else "unknown-device",
                     test_acc=round(result["test/acc"], 4),
                     test_f1=round(result["test/f1_macro"], 4),
-                    **{k.removeprefix("cuda_"): v for k, v in result.items()
-                       if k.startswith("cuda_graphs")},
-                )  # fmt: skip
+                    **{
+                        k.removeprefix("cuda_"): v
+                        for k, v in result.items()
+                        if k.startswith("cuda_graphs")
+                    },
+                )
                 if which == "sftlab" and index == 0:  # the device tool returns 8 files at most
                     _keep_log(tmp / f"{which}-{index}.log")
             round_s = time.perf_counter() - round_started
@@ -306,27 +315,40 @@ def extras(base: list[str], tmp: Path, started: float, args, results: list[dict]
         peak = json.loads(text.split(PEAK_LINE, 1)[1].splitlines()[0])["peak_gpu_memory_gb"]
         cached = re.search(r"cached features of (\d+) rows in ([\d.]+) s on (\S+)", text)
         result = {
-            "run": which, "wall_s": wall, "peak_gpu_memory_gb": peak,
+            "run": which,
+            "wall_s": wall,
+            "peak_gpu_memory_gb": peak,
             "train_seconds": metrics.get("train_seconds"),
             "train_samples_per_second": metrics.get("train_samples_per_second"),
-            "precision": metrics.get("precision"), "accelerator": metrics.get("accelerator"),
+            "precision": metrics.get("precision"),
+            "accelerator": metrics.get("accelerator"),
             "processes": metrics.get("processes"),
-            "features": cached and {"rows": int(cached[1]), "seconds": float(cached[2]),
-                                    "device": cached[3].rstrip(",")},
-            "test/acc": metrics.get("test/acc"), "test/f1_macro": metrics.get("test/f1_macro"),
+            "features": cached
+            and {
+                "rows": int(cached[1]),
+                "seconds": float(cached[2]),
+                "device": cached[3].rstrip(","),
+            },
+            "test/acc": metrics.get("test/acc"),
+            "test/f1_macro": metrics.get("test/f1_macro"),
             **{k: v for k, v in metrics.items() if k.startswith("cuda_graphs")},
-        }  # fmt: skip
+        }
         results.append(result)
         _save({"runs": results, "partial": True})  # a later timeout keeps what ran
         log(
-            which, wall_s=wall, train_s=result["train_seconds"],
-            samples_per_s=result["train_samples_per_second"], peak_gpu_gb=peak,
-            precision=result["precision"], accelerator=result["accelerator"],
+            which,
+            wall_s=wall,
+            train_s=result["train_seconds"],
+            samples_per_s=result["train_samples_per_second"],
+            peak_gpu_gb=peak,
+            precision=result["precision"],
+            accelerator=result["accelerator"],
             features_on=cached[3].rstrip(",") if cached else "-",
             features_s=cached[2] if cached else "-",
-            test_acc=round(metrics["test/acc"], 4), test_f1=round(metrics["test/f1_macro"], 4),
+            test_acc=round(metrics["test/acc"], 4),
+            test_f1=round(metrics["test/f1_macro"], 4),
             graphs=metrics.get("cuda_graphs_shapes", 0),
-        )  # fmt: skip
+        )
 
 
 def _summary(results: list[dict], args: argparse.Namespace) -> dict:
@@ -346,10 +368,12 @@ def _summary(results: list[dict], args: argparse.Namespace) -> dict:
         "wall_s": {"sftlab": mean("sftlab", "wall_s"), "hf": mean("hf", "wall_s")},
     }
     log(
-        "summary", sftlab_over_hf_samples_per_s=f"{ratio:.2f}x", target=f"{args.target}x",
+        "summary",
+        sftlab_over_hf_samples_per_s=f"{ratio:.2f}x",
+        target=f"{args.target}x",
         met="yes" if summary["met"] else "no",
         wall_s=f"sftlab:{summary['wall_s']['sftlab']:.1f},hf:{summary['wall_s']['hf']:.1f}",
-    )  # fmt: skip
+    )
     return summary
 
 

@@ -54,23 +54,33 @@ def main() -> None:
         for max_length in args.lengths:
             cfg = compose_train(
                 [
-                    "data=files", f"data.path={csv}", f"data.max_length={max_length}",
-                    "strategy=head_only", "model.pooling=mean", "trainer=cpu",
-                    "trainer.max_epochs=10", "trainer.enable_progress_bar=false",
-                    "export=false", "seed=42",
+                    "data=files",
+                    f"data.path={csv}",
+                    f"data.max_length={max_length}",
+                    "strategy=head_only",
+                    "model.pooling=mean",
+                    "trainer=cpu",
+                    "trainer.max_epochs=10",
+                    "trainer.enable_progress_bar=false",
+                    "export=false",
+                    "seed=42",
                 ],
                 tmp / max_length,
-            )  # fmt: skip
+            )
             started = time.perf_counter()
             metrics = train(cfg)
             resolved = json.loads((tmp / max_length / "metrics.json").read_text())
-            runs.append({
-                "max_length": max_length,
-                "resolved": int(cfg.data.max_length),
-                "wall_s": round(time.perf_counter() - started, 1),
-                "test/acc": metrics["test/acc"], "test/f1_macro": metrics["test/f1_macro"],
-                "train_rows": metrics["train_rows"], "precision": resolved["precision"],
-            })  # fmt: skip
+            runs.append(
+                {
+                    "max_length": max_length,
+                    "resolved": int(cfg.data.max_length),
+                    "wall_s": round(time.perf_counter() - started, 1),
+                    "test/acc": metrics["test/acc"],
+                    "test/f1_macro": metrics["test/f1_macro"],
+                    "train_rows": metrics["train_rows"],
+                    "precision": resolved["precision"],
+                }
+            )
             print(runs[-1], flush=True)
     lines = [
         "# data.max_length: 128 vs auto on long documents (chit-chat prompt, 34 classes)",

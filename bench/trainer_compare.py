@@ -53,13 +53,20 @@ def commands(data: Path, tmp: Path, epochs: int, precision: str) -> dict[str, li
     hf = [sys.executable, str(ROOT / "bench" / "hf_trainer.py"), "--data", str(data)]
     hf += ["--model", model, "--epochs", str(epochs), "--precision", precision]
     sft = [
-        sys.executable, str(ROOT / "train.py"), "data=files", f"data.path={data / 'train.csv'}",
-        f"data.validation_path={data / 'validation.csv'}", f"data.test_path={data / 'test.csv'}",
-        "data.label_column=label", f"data.labels=[{','.join(LABELS)}]", "data.cleaning=[]",
-        "data.max_length=128", f"trainer.max_epochs={epochs}",
+        sys.executable,
+        str(ROOT / "train.py"),
+        "data=files",
+        f"data.path={data / 'train.csv'}",
+        f"data.validation_path={data / 'validation.csv'}",
+        f"data.test_path={data / 'test.csv'}",
+        "data.label_column=label",
+        f"data.labels=[{','.join(LABELS)}]",
+        "data.cleaning=[]",
+        "data.max_length=128",
+        f"trainer.max_epochs={epochs}",
         f"trainer.precision={'32-true' if precision == '32' else 'bf16-mixed'}",
         "trainer.enable_progress_bar=false",
-    ]  # fmt: skip
+    ]
     return {
         "hf": hf,
         "sftlab": sft,
@@ -86,8 +93,15 @@ def run(name: str, command: list[str], tmp: Path, index: int) -> dict:
         metrics = json.loads((run_dir / "metrics.json").read_text())
     else:
         metrics = json.loads(output.split("RESULT ", 1)[1].splitlines()[0])
-    keep = ("train_seconds", "train_samples_per_second", "train_tokens_per_second",
-            "val/acc", "val/f1_macro", "test/acc", "test/f1_macro")  # fmt: skip
+    keep = (
+        "train_seconds",
+        "train_samples_per_second",
+        "train_tokens_per_second",
+        "val/acc",
+        "val/f1_macro",
+        "test/acc",
+        "test/f1_macro",
+    )
     return {
         "run": name,
         "wall_s": round(wall, 1),

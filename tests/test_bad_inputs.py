@@ -53,9 +53,14 @@ def _csv(rows: list[tuple[str, str]], name: str = "bad.csv"):
 
 def _predict(**kwargs: str):
     def go(tmp: Path, earlier):
-        values = {"run": str(earlier[0]), "input": str(earlier[0] / "data" / "test.csv"),
-                  "output": str(tmp / "preds.csv"), "text_column": None, "batch_size": 8,
-                  "device": "cpu"}  # fmt: skip
+        values = {
+            "run": str(earlier[0]),
+            "input": str(earlier[0] / "data" / "test.csv"),
+            "output": str(tmp / "preds.csv"),
+            "text_column": None,
+            "batch_size": 8,
+            "device": "cpu",
+        }
         values.update({k: v.format(run=earlier[0], tmp=tmp) for k, v in kwargs.items()})
         predict(OmegaConf.create(values))
 
@@ -64,8 +69,14 @@ def _predict(**kwargs: str):
 
 def _serve(**kwargs: str):
     def go(tmp: Path, earlier):
-        values = {"run": str(earlier[0]), "host": "127.0.0.1", "port": 0, "batch_size": 8,
-                  "max_texts": 8, "device": "cpu"}  # fmt: skip
+        values = {
+            "run": str(earlier[0]),
+            "host": "127.0.0.1",
+            "port": 0,
+            "batch_size": 8,
+            "max_texts": 8,
+            "device": "cpu",
+        }
         values.update({k: v.format(run=earlier[0], tmp=tmp) for k, v in kwargs.items()})
         serve(OmegaConf.create(values))
 
@@ -87,36 +98,138 @@ def _corrupt_checkpoint(tmp: Path, earlier):
 
 # (case, what runs, the message it must print): data, config, checkpoint, resume, predict, serve
 CASES = [
-    ("lr not a number", _train("optimizer.lr=abc"), r"optimizer.lr='abc' has the wrong type: torch.optim.AdamW expects"),
-    ("max_epochs not a number", _train("trainer.max_epochs=two"), r"trainer.max_epochs='two' has the wrong type"),
-    ("unknown trainer key", _train("+trainer.max_epoch=3"), r"unknown key trainer.max_epoch: lightning.pytorch.Trainer takes max_epochs"),
-    ("unknown optimizer key", _train("+optimizer.momentumm=0.9"), r"unknown key optimizer.momentumm"),
-    ("monitor never logged", _train("monitor=val/f1_macr0"), r"monitor=val/f1_macr0 is not a metric data.task=classification logs: use one of .*val/f1_macro"),
-    ("optimized_metric never logged", _train("optimized_metric=val/acuracy"), r"optimized_metric=val/acuracy is not a metric"),
-    ("per-class monitor of an unknown label", _train("monitor=val/f1_postive"), r"monitor=val/f1_postive is not a metric"),
-    ("monitor_mode", _train("monitor_mode=maximum"), r"monitor_mode must be 'min' or 'max', got 'maximum'"),
-    ("batch size not a number", _train("data.batch_size=abc"), r"data.batch_size='abc' has the wrong type: expected int"),
-    ("split fractions", _train("data.split=[0.5,0.5,0.5]"), r"data.split must be 3 fractions summing to 1"),
-    ("cached features of a trained body", _train("+strategy.cache_features=true"), r"strategy.cache_features needs a frozen body, strategy=full trains it"),
-    ("class weights for regression", _train("data.task=regression", "loss.class_weights=balanced"), r"loss.class_weights is for single-label classification"),
-    ("checkpoint interval", _train("checkpoint.every_n_steps=0"), r"checkpoint.every_n_steps must be a positive number of steps"),
-    ("missing data file", _train("data.path={tmp}/nope.csv"), r"data file not found: .*nope.csv \(set data.path to an existing file\)"),
-    ("missing text column", _train("data.text_column=review"), r"column 'review' \(data.text_column\) not found; columns are: text, label"),
-    ("label outside data.labels", _train("data.labels=[negative,positive]"), r"column 'label' has label 'neutral' not in data.labels"),
-    ("a single class", lambda tmp, e: (_csv([(f"t{i}", "a") for i in range(20)])(tmp, e), _train("data.path={tmp}/bad.csv")(tmp, e)), r"holds a single class \('a'\); classification needs at least 2"),
+    (
+        "lr not a number",
+        _train("optimizer.lr=abc"),
+        r"optimizer.lr='abc' has the wrong type: torch.optim.AdamW expects",
+    ),
+    (
+        "max_epochs not a number",
+        _train("trainer.max_epochs=two"),
+        r"trainer.max_epochs='two' has the wrong type",
+    ),
+    (
+        "unknown trainer key",
+        _train("+trainer.max_epoch=3"),
+        r"unknown key trainer.max_epoch: lightning.pytorch.Trainer takes max_epochs",
+    ),
+    (
+        "unknown optimizer key",
+        _train("+optimizer.momentumm=0.9"),
+        r"unknown key optimizer.momentumm",
+    ),
+    (
+        "monitor never logged",
+        _train("monitor=val/f1_macr0"),
+        r"monitor=val/f1_macr0 is not a metric data.task=classification logs: use one of .*val/f1_macro",
+    ),
+    (
+        "optimized_metric never logged",
+        _train("optimized_metric=val/acuracy"),
+        r"optimized_metric=val/acuracy is not a metric",
+    ),
+    (
+        "per-class monitor of an unknown label",
+        _train("monitor=val/f1_postive"),
+        r"monitor=val/f1_postive is not a metric",
+    ),
+    (
+        "monitor_mode",
+        _train("monitor_mode=maximum"),
+        r"monitor_mode must be 'min' or 'max', got 'maximum'",
+    ),
+    (
+        "batch size not a number",
+        _train("data.batch_size=abc"),
+        r"data.batch_size='abc' has the wrong type: expected int",
+    ),
+    (
+        "split fractions",
+        _train("data.split=[0.5,0.5,0.5]"),
+        r"data.split must be 3 fractions summing to 1",
+    ),
+    (
+        "cached features of a trained body",
+        _train("+strategy.cache_features=true"),
+        r"strategy.cache_features needs a frozen body, strategy=full trains it",
+    ),
+    (
+        "class weights for regression",
+        _train("data.task=regression", "loss.class_weights=balanced"),
+        r"loss.class_weights is for single-label classification",
+    ),
+    (
+        "checkpoint interval",
+        _train("checkpoint.every_n_steps=0"),
+        r"checkpoint.every_n_steps must be a positive number of steps",
+    ),
+    (
+        "missing data file",
+        _train("data.path={tmp}/nope.csv"),
+        r"data file not found: .*nope.csv \(set data.path to an existing file\)",
+    ),
+    (
+        "missing text column",
+        _train("data.text_column=review"),
+        r"column 'review' \(data.text_column\) not found; columns are: text, label",
+    ),
+    (
+        "label outside data.labels",
+        _train("data.labels=[negative,positive]"),
+        r"column 'label' has label 'neutral' not in data.labels",
+    ),
+    (
+        "a single class",
+        lambda tmp, e: (
+            _csv([(f"t{i}", "a") for i in range(20)])(tmp, e),
+            _train("data.path={tmp}/bad.csv")(tmp, e),
+        ),
+        r"holds a single class \('a'\); classification needs at least 2",
+    ),
     ("resume a missing dir", _train("resume={tmp}/gone"), r"resume=.*gone: no such run dir"),
-    ("resume a finished run", _train("resume={run}"), r"that run finished; its results are in .*metrics.json"),
-    ("resume without last.ckpt", lambda tmp, e: (shutil.copytree(e[1], tmp / "nockpt", ignore=shutil.ignore_patterns("last.ckpt")), _train("resume={tmp}/nockpt")(tmp, e)), r"no checkpoints/last.ckpt in it"),
-    ("resume with fast_dev_run", _train("resume={stopped}", "trainer.fast_dev_run=true"), r"trainer.fast_dev_run saves no checkpoints"),
-    ("re-export a corrupt checkpoint", _corrupt_checkpoint, r"cannot read the checkpoint .*best.ckpt"),
-    ("export format", _export("run={run}", "format=tflite"), r"unknown format=tflite: use format=onnx or format=hf"),
+    (
+        "resume a finished run",
+        _train("resume={run}"),
+        r"that run finished; its results are in .*metrics.json",
+    ),
+    (
+        "resume without last.ckpt",
+        lambda tmp, e: (
+            shutil.copytree(e[1], tmp / "nockpt", ignore=shutil.ignore_patterns("last.ckpt")),
+            _train("resume={tmp}/nockpt")(tmp, e),
+        ),
+        r"no checkpoints/last.ckpt in it",
+    ),
+    (
+        "resume with fast_dev_run",
+        _train("resume={stopped}", "trainer.fast_dev_run=true"),
+        r"trainer.fast_dev_run saves no checkpoints",
+    ),
+    (
+        "re-export a corrupt checkpoint",
+        _corrupt_checkpoint,
+        r"cannot read the checkpoint .*best.ckpt",
+    ),
+    (
+        "export format",
+        _export("run={run}", "format=tflite"),
+        r"unknown format=tflite: use format=onnx or format=hf",
+    ),
     ("predict a missing run", _predict(run="{tmp}/gone"), r"run=.*gone not found: pass a run dir"),
     ("predict a missing input", _predict(input="{tmp}/none.csv"), r"input file not found"),
-    ("predict onto its input", _predict(output="{run}/data/test.csv"), r"would overwrite the input"),
-    ("predict a run without model/", _predict(run="{run}/checkpoints"), r"neither a run dir \(config.yaml \+ model/\) nor a model folder"),
+    (
+        "predict onto its input",
+        _predict(output="{run}/data/test.csv"),
+        r"would overwrite the input",
+    ),
+    (
+        "predict a run without model/",
+        _predict(run="{run}/checkpoints"),
+        r"neither a run dir \(config.yaml \+ model/\) nor a model folder",
+    ),
     ("serve a missing run", _serve(run="{tmp}/gone"), r"run=.*gone not found"),
     ("serve on a bad port", _serve(port="70000"), r"port=70000 is not a TCP port"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("case", "action", "message"), CASES, ids=[c[0] for c in CASES])

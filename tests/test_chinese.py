@@ -97,12 +97,26 @@ def test_packaged_reviews_counts_duplicates_and_conflicts():
 def test_non_ascii_overrides_are_quoted_for_hydra():
     from sftlab.utils.cli import quote_non_ascii
 
-    argv = ["train.py", "-m", "data.text_column=评论", "data.labels=[正面,负面]", "seed=1,2",
-            "data.label_column='情感'", "data.path=/数据/评论.csv", "x=choice(正面,neg)"]  # fmt: skip
+    argv = [
+        "train.py",
+        "-m",
+        "data.text_column=评论",
+        "data.labels=[正面,负面]",
+        "seed=1,2",
+        "data.label_column='情感'",
+        "data.path=/数据/评论.csv",
+        "x=choice(正面,neg)",
+    ]
     assert quote_non_ascii(argv) == [
-        "train.py", "-m", "data.text_column='评论'", "data.labels=['正面','负面']", "seed=1,2",
-        "data.label_column='情感'", "data.path='/数据/评论.csv'", "x=choice('正面',neg)",
-    ]  # fmt: skip
+        "train.py",
+        "-m",
+        "data.text_column='评论'",
+        "data.labels=['正面','负面']",
+        "seed=1,2",
+        "data.label_column='情感'",
+        "data.path='/数据/评论.csv'",
+        "x=choice('正面',neg)",
+    ]
 
 
 def test_max_length_auto_counts_chinese_tokens_not_spaces(tmp_path):
@@ -150,17 +164,33 @@ def run(tmp_path_factory):
     env.setdefault("MPLCONFIGDIR", str(Path(matplotlib.get_cachedir())))
     result = subprocess.run(
         [
-            sys.executable, str(ROOT / "train.py"),
-            "model=multilingual_e5_small", f"model.name_or_path={model_file}",
+            sys.executable,
+            str(ROOT / "train.py"),
+            "model=multilingual_e5_small",
+            f"model.name_or_path={model_file}",
             f"model.cache_dir={tmp / 'cache'}",
-            "data=files", f"data.path={CSV}", "data.text_column=评论", "data.label_column=情感",
-            "trainer=cpu", "trainer.precision=32", "trainer.max_epochs=2",
-            "trainer.enable_progress_bar=false", "data.batch_size=8", "strategy.lr=3e-3",
-            "logger=wandb", "logger.predictions=5", f"output_dir={out}",
+            "data=files",
+            f"data.path={CSV}",
+            "data.text_column=评论",
+            "data.label_column=情感",
+            "trainer=cpu",
+            "trainer.precision=32",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            "data.batch_size=8",
+            "strategy.lr=3e-3",
+            "logger=wandb",
+            "logger.predictions=5",
+            f"output_dir={out}",
         ],
-        cwd=tmp, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        encoding="utf-8", timeout=900,
-    )  # fmt: skip
+        cwd=tmp,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     logged = result.stdout + result.stderr
     assert "dropped 2 exact duplicate texts" in logged  # 质量很好，非常喜欢 and 还行吧 twice
@@ -195,10 +225,23 @@ def test_predict_py_reads_gb18030_and_writes_chinese(run, tmp_path):
     out = tmp_path / "preds.csv"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "predict.py"), f"run={run}", f"input={GB18030}",
-         f"output={out}", "encoding=gb18030", "text_column=评论", "progress=false"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, encoding="utf-8", timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "predict.py"),
+            f"run={run}",
+            f"input={GB18030}",
+            f"output={out}",
+            "encoding=gb18030",
+            "text_column=评论",
+            "progress=false",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     preds = pd.read_csv(out, encoding="utf-8")
     assert list(preds.columns) == ["评论", "情感", "pred_label", "prob_正面", "prob_负面"]
@@ -208,10 +251,20 @@ def test_predict_py_reads_gb18030_and_writes_chinese(run, tmp_path):
     assert set(preds["pred_label"]) <= set(LABELS)
     # Without encoding=gb18030: one line naming the file and the fix.
     bad = subprocess.run(
-        [sys.executable, str(ROOT / "predict.py"), f"run={run}", f"input={GB18030}",
-         f"output={tmp_path / 'x.csv'}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, encoding="utf-8", timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "predict.py"),
+            f"run={run}",
+            f"input={GB18030}",
+            f"output={tmp_path / 'x.csv'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
+    )
     assert bad.returncode == 2 and "is not valid utf-8" in bad.stderr and "gb18030" in bad.stderr
     assert not (tmp_path / "x.csv").exists()
 
@@ -222,9 +275,16 @@ def test_predict_jsonl_round_trips_chinese(run, tmp_path):
         json.dumps({"评论": "物流很快，非常喜欢"}, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     cfg = OmegaConf.create(
-        {"run": str(run), "input": str(inp), "output": None, "text_column": None,
-         "batch_size": 4, "device": "cpu", "progress": False}
-    )  # fmt: skip
+        {
+            "run": str(run),
+            "input": str(inp),
+            "output": None,
+            "text_column": None,
+            "batch_size": 4,
+            "device": "cpu",
+            "progress": False,
+        }
+    )
     out = predict(cfg)
     raw = out.read_text(encoding="utf-8")
     assert "物流很快，非常喜欢" in raw and "prob_正面" in raw  # not \\u-escaped

@@ -43,8 +43,13 @@ def test_e5_fine_tuned_on_a_few_hundred_reviews_beats_majority_and_predicts(tmp_
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run(
         [sys.executable, str(ROOT / "predict.py"), f"run={out}", f"input={new}", "progress=false"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, encoding="utf-8", timeout=600,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     preds = pd.read_csv(tmp_path / "新评论.preds.csv", encoding="utf-8")
     assert preds["pred_label"].tolist() == ["positive", "negative"]

@@ -65,10 +65,20 @@ def test_a_target_it_cannot_read_falls_back_to_importing_it():
 def test_a_bad_value_is_refused_before_torch_is_imported(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", str(ROOT / "train.py"), "optimizer.lr=abc",
-         f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            str(ROOT / "train.py"),
+            "optimizer.lr=abc",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "error: optimizer.lr='abc' has the wrong type" in result.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
@@ -98,7 +108,12 @@ def test_typing_under_other_names_overloads_and_aliases(tmp_path, monkeypatch):
     assert list(sig.params) == ["self", "a", "b", "c", "d", "e"] and sig.open_ended
     verdicts = {
         key: (matches(good, sig.params[key].annotation), matches(bad, sig.params[key].annotation))
-        for key, good, bad in [("a", 1, "x"), ("b", 0.5, "x"), ("c", 0.1, "x"), ("d", None, 3),
-                               ("e", "/tmp", 3)]
-    }  # fmt: skip
+        for key, good, bad in [
+            ("a", 1, "x"),
+            ("b", 0.5, "x"),
+            ("c", 0.1, "x"),
+            ("d", None, 3),
+            ("e", "/tmp", 3),
+        ]
+    }
     assert verdicts == {key: (True, False) for key in "abcde"}

@@ -30,8 +30,14 @@ def tokenizer():
 
 
 def chat_cfg(**kw) -> DataConfig:
-    return DataConfig(source="files", path=str(CHAT), task="generation", messages_column="messages",
-                      split=[0.5, 0.25, 0.25], **kw)  # fmt: skip
+    return DataConfig(
+        source="files",
+        path=str(CHAT),
+        task="generation",
+        messages_column="messages",
+        split=[0.5, 0.25, 0.25],
+        **kw,
+    )
 
 
 def test_messages_give_the_history_as_prompt_and_the_last_reply_as_response(tokenizer):
@@ -94,8 +100,13 @@ def test_empty_message_cells_follow_on_bad_rows(tmp_path, tokenizer):
     rows = [json.loads(line) for line in CHAT.read_text().splitlines()][:8]
     rows[3]["messages"] = []
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = DataConfig(source="files", path=str(path), task="generation", messages_column="messages",
-                     split=[0.5, 0.25, 0.25])  # fmt: skip
+    cfg = DataConfig(
+        source="files",
+        path=str(path),
+        task="generation",
+        messages_column="messages",
+        split=[0.5, 0.25, 0.25],
+    )
     frames = GenerationDataModule(cfg, tokenizer).load_frames()
     assert sum(len(f) for f in frames.values()) == 7  # the empty row dropped, with a warning
     cfg.on_bad_rows = "error"
@@ -107,8 +118,14 @@ def test_too_few_conversations_for_the_split_is_one_clear_error(tmp_path, tokeni
     path = tmp_path / "chat.jsonl"
     rows = [json.loads(line) for line in CHAT.read_text().splitlines()][:4]  # 2 conversations
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = DataConfig(source="files", path=str(path), task="generation", messages_column="messages",
-                     group_column="conversation", split=[0.4, 0.3, 0.3])  # fmt: skip
+    cfg = DataConfig(
+        source="files",
+        path=str(path),
+        task="generation",
+        messages_column="messages",
+        group_column="conversation",
+        split=[0.4, 0.3, 0.3],
+    )
     with pytest.raises(SftlabError, match="data.group_column=conversation: .*data.validation_path"):
         GenerationDataModule(cfg, tokenizer).load_frames()
 
@@ -175,11 +192,19 @@ def test_a_model_that_ignores_packed_positions_is_refused(tokenizer):
 def test_chat_run_with_packing_trains_and_predict_reads_messages(tmp_path):
     out = tmp_path / "run"
     overrides = [
-        *[o for o in GEN if not o.startswith(("data.path", "data.response_column", "data.prompt_t"))],
-        f"data.path={CHAT}", "data.messages_column=messages", "data.group_column=conversation",
-        "data.packing=true", "data.max_new_tokens=4", "data.split=[0.5,0.25,0.25]",
+        *[
+            o
+            for o in GEN
+            if not o.startswith(("data.path", "data.response_column", "data.prompt_t"))
+        ],
+        f"data.path={CHAT}",
+        "data.messages_column=messages",
+        "data.group_column=conversation",
+        "data.packing=true",
+        "data.max_new_tokens=4",
+        "data.split=[0.5,0.25,0.25]",
         "trainer.max_epochs=2",
-    ]  # fmt: skip
+    ]
     metrics = train(compose_cfg(overrides, output_dir=out))
     assert metrics["val/perplexity"] > 1 and metrics["test/generated"] > 0
     generated = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]

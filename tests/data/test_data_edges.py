@@ -63,8 +63,12 @@ def test_train_size_keeps_the_rare_labels(tmp_path, tokenizer):
 
 
 def test_a_given_test_file_is_used_exactly_as_given(tmp_path, tokenizer, caplog):
-    test = pd.DataFrame({"text": ["good", "bad", "good", "fine", "bad"],
-                         "label": ["pos", "neg", "pos", "pos", "neg"]})  # fmt: skip
+    test = pd.DataFrame(
+        {
+            "text": ["good", "bad", "good", "fine", "bad"],
+            "label": ["pos", "neg", "pos", "pos", "neg"],
+        }
+    )
     test.to_csv(tmp_path / "test.csv", index=False)
     train_rows = pd.DataFrame({"text": [f"t {i}" for i in range(40)], "label": ["pos", "neg"] * 20})
     train_rows.to_csv(tmp_path / "train.csv", index=False)
@@ -89,11 +93,21 @@ def build(monkeypatch, tmp_path, *overrides):
         raise Captured(model, datamodule)
 
     monkeypatch.setattr(L.Trainer, "fit", fit)
-    rows = [(f"text number {i} " + "word " * (i % 7), lab) for i, lab in
-            enumerate(["a"] * 120 + ["b"] * 30 + ["c"] * 10)]  # fmt: skip
+    rows = [
+        (f"text number {i} " + "word " * (i % 7), lab)
+        for i, lab in enumerate(["a"] * 120 + ["b"] * 30 + ["c"] * 10)
+    ]
     pd.DataFrame(rows, columns=["text", "label"]).to_csv(tmp_path / "imb.csv", index=False)
-    cfg = compose_cfg([*TINY, f"data.path={tmp_path / 'imb.csv'}", "data.batch_size=8",
-                       "data.cache_dir=null", *overrides], output_dir=tmp_path / "run")  # fmt: skip
+    cfg = compose_cfg(
+        [
+            *TINY,
+            f"data.path={tmp_path / 'imb.csv'}",
+            "data.batch_size=8",
+            "data.cache_dir=null",
+            *overrides,
+        ],
+        output_dir=tmp_path / "run",
+    )
     with pytest.raises(Captured) as got:
         train(cfg)
     return got.value.args

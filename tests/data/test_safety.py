@@ -34,10 +34,20 @@ def test_secrets_are_masked_in_every_file_of_the_run_dir(tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *TINY, "trainer.fast_dev_run=true",
-         f"+secrets.hf_token={SECRET}", f"hydra.run.dir={run_dir}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            *TINY,
+            "trainer.fast_dev_run=true",
+            f"+secrets.hf_token={SECRET}",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     files = [p for p in run_dir.rglob("*") if p.is_file()]
     assert {".hydra/config.yaml", ".hydra/overrides.yaml", "config.yaml", "model/README.md"} <= {

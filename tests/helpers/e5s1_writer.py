@@ -76,9 +76,13 @@ def write_e5s1(
     }
     for i in range(layers):
         for name, shape in {
-            "q": (hidden, hidden), "k": (hidden, hidden), "v": (hidden, hidden),
-            "ao": (hidden, hidden), "fi": (ffn, hidden), "fo": (hidden, ffn),
-        }.items():  # fmt: skip
+            "q": (hidden, hidden),
+            "k": (hidden, hidden),
+            "v": (hidden, hidden),
+            "ao": (hidden, hidden),
+            "fi": (ffn, hidden),
+            "fo": (hidden, ffn),
+        }.items():
             tensors[f"l{i}.{name}.w"] = normal(*shape)
             tensors[f"l{i}.{name}.b"] = normal(shape[0])
         for ln in ("aln", "oln"):

@@ -162,8 +162,10 @@ def test_one_capture_per_shape_the_odd_batch_eager_and_the_same_training_as_eage
     capture = _Capture()
     graphed = cuda_graphs.GraphedTraining(graphed_model, batch_size=4, capture=capture)
     losses = {}
-    for name, module in (("eager", _module(eager_model, None)),
-                         ("graphed", _module(graphed_model, graphed))):  # fmt: skip
+    for name, module in (
+        ("eager", _module(eager_model, None)),
+        ("graphed", _module(graphed_model, graphed)),
+    ):
         optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
         losses[name] = []
         for i, batch in enumerate(_batches(sizes, lengths)):
@@ -174,9 +176,11 @@ def test_one_capture_per_shape_the_odd_batch_eager_and_the_same_training_as_eage
             losses[name].append(loss.item())
     assert capture.shapes == [(4, 32), (4, 64)]  # each shape once; the batch of 2 ran eagerly
     assert graphed.facts() == {
-        "cuda_graphs_shapes": 2, "cuda_graphs_replayed_steps": 4,
-        "cuda_graphs_eager_steps": 1, "cuda_graphs_capture_seconds": pytest.approx(0, abs=5),
-    }  # fmt: skip
+        "cuda_graphs_shapes": 2,
+        "cuda_graphs_replayed_steps": 4,
+        "cuda_graphs_eager_steps": 1,
+        "cuda_graphs_capture_seconds": pytest.approx(0, abs=5),
+    }
     assert losses["graphed"] == pytest.approx(losses["eager"], rel=1e-5)
     module.eval()  # evaluation never goes through the graphs
     module(next(_batches([3], [32])))
@@ -265,8 +269,9 @@ def test_graphed_training_matches_eager_on_cuda():
     assert graphed.captured == 2 and graphed.replayed_steps == 6 and graphed.eager_steps == 2
     assert losses["graphed"] == pytest.approx(losses["eager"], rel=2e-2, abs=1e-3)
     assert losses["graphed"][-1] != losses["graphed"][0]  # the replays trained the weights
-    for (n, a), b in zip(models["eager"].named_parameters(), models["graphed"].parameters(),
-                         strict=True):  # fmt: skip
+    for (n, a), b in zip(
+        models["eager"].named_parameters(), models["graphed"].parameters(), strict=True
+    ):
         torch.testing.assert_close(a, b, atol=2e-3, rtol=2e-2, msg=n)
 
 

@@ -25,9 +25,18 @@ def test_tiny_gpt2_generative_sft_with_packing(tmp_path):
 
 def test_tiny_gpt2_classifier_with_lora(tmp_path):
     out = tmp_path / "run"
-    overrides = ["model=tiny_llama", *GPT2, "data=files", f"data.path={TINY_CSV}",
-                 "strategy=lora", "trainer=cpu", "trainer.precision=32", "trainer.max_epochs=1",
-                 "trainer.enable_progress_bar=false", "logger=csv"]  # fmt: skip
+    overrides = [
+        "model=tiny_llama",
+        *GPT2,
+        "data=files",
+        f"data.path={TINY_CSV}",
+        "strategy=lora",
+        "trainer=cpu",
+        "trainer.precision=32",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "logger=csv",
+    ]
     metrics = train(compose_cfg(overrides, output_dir=out))
     assert 0 < metrics["trainable_params"] < metrics["total_params"] / 10
     saved = json.loads((out / "model" / "config.json").read_text())

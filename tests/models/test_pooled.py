@@ -20,10 +20,15 @@ from tests.conftest import TINY, compose_cfg
 def pooled_run(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"pooled-{request.param}") / "run"
     cfg = compose_cfg(
-        [*TINY, "strategy=head_only", f"model.pooling={request.param}", "trainer.max_epochs=2",
-         "data.batch_size=8"],
+        [
+            *TINY,
+            "strategy=head_only",
+            f"model.pooling={request.param}",
+            "trainer.max_epochs=2",
+            "data.batch_size=8",
+        ],
         output_dir=out,
-    )  # fmt: skip
+    )
     return out, train(cfg)
 
 
@@ -35,9 +40,18 @@ def test_predict_py(pooled_run, tmp_path):
     run, metrics = pooled_run
     rows = _test_rows(run)
     rows.to_csv(tmp_path / "in.csv", index=False)
-    out = predict(OmegaConf.create({"run": str(run), "input": str(tmp_path / "in.csv"),
-                                    "output": None, "text_column": None, "batch_size": 4,
-                                    "device": "cpu"}))  # fmt: skip
+    out = predict(
+        OmegaConf.create(
+            {
+                "run": str(run),
+                "input": str(tmp_path / "in.csv"),
+                "output": None,
+                "text_column": None,
+                "batch_size": 4,
+                "device": "cpu",
+            }
+        )
+    )
     preds = pd.read_csv(out)
     assert (preds["pred_label"] == rows["label"]).mean() == pytest.approx(
         metrics["test/acc"], abs=1e-6

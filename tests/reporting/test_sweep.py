@@ -120,10 +120,20 @@ def test_a_stopped_sweep_summarizes_its_finished_jobs_and_exits_143(tmp_path):
     output = tmp_path / "output.txt"  # a file, not a pipe: nothing blocks while we wait
     with output.open("w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "train.py"), "-m", *TINY, "trainer.max_epochs=1,500",
-             f"hydra.sweep.dir={sweep}"],
-            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(ROOT / "train.py"),
+                "-m",
+                *TINY,
+                "trainer.max_epochs=1,500",
+                f"hydra.sweep.dir={sweep}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 300
         while not (sweep / "1" / "csv" / "metrics.csv").is_file():  # job 1 is training
             assert proc.poll() is None, output.read_text()[-3000:]

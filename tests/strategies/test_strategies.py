@@ -264,8 +264,14 @@ def test_decoder_classifier_with_lora_trains_and_its_adapter_reloads(tmp_path):
     tok = AutoTokenizer.from_pretrained(resolve(MINILM))
     tok.pad_token = None
     tok.eos_token = "[SEP]"
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
     LlamaForCausalLM(config).save_pretrained(base)
     tok.save_pretrained(base)
     cfg = compose_cfg(

@@ -52,8 +52,14 @@ def test_long_prompts_lose_their_start_not_the_reply(tokenizer):
 
 
 def test_prompt_template_names_a_missing_column(tokenizer):
-    cfg = DataConfig(source="files", path=str(PAIRS), task="generation", response_column="target",
-                     prompt_template="Translate: {english}", cache_dir=None)  # fmt: skip
+    cfg = DataConfig(
+        source="files",
+        path=str(PAIRS),
+        task="generation",
+        response_column="target",
+        prompt_template="Translate: {english}",
+        cache_dir=None,
+    )
     with pytest.raises(SftlabError, match="prompt_template names column 'english'"):
         GenerationDataModule(cfg, tokenizer).load_frames()
 
@@ -70,8 +76,13 @@ def test_encoder_only_model_is_refused_before_heavy_work(tmp_path):
 @pytest.fixture(scope="module")
 def generation_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gen-run")
-    overrides = [*GEN, "trainer.max_epochs=4", "strategy.lr=3e-3", "data.max_new_tokens=8",
-                 "data.split=[0.7,0.15,0.15]"]  # fmt: skip
+    overrides = [
+        *GEN,
+        "trainer.max_epochs=4",
+        "strategy.lr=3e-3",
+        "data.max_new_tokens=8",
+        "data.split=[0.7,0.15,0.15]",
+    ]
     cfg = compose_cfg(overrides, output_dir=out)
     return cfg, out, train(cfg)
 

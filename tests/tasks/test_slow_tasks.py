@@ -40,10 +40,19 @@ def test_minilm_regression_on_vader_sentences(tmp_path):
 def test_minilm_multilabel_on_the_committed_reviews(tmp_path):
     from tests.conftest import ASSETS
 
-    overrides = ["data=files", f"data.path={ASSETS / 'tiny_multilabel.csv'}",
-                 "data.label_column=topics", "data.task=multilabel", "data.label_delimiter=|",
-                 "data.threshold=tune", "data.batch_size=8", "strategy.lr=3e-4",
-                 "trainer.max_epochs=10", "export=false", *QUIET]  # fmt: skip
+    overrides = [
+        "data=files",
+        f"data.path={ASSETS / 'tiny_multilabel.csv'}",
+        "data.label_column=topics",
+        "data.task=multilabel",
+        "data.label_delimiter=|",
+        "data.threshold=tune",
+        "data.batch_size=8",
+        "strategy.lr=3e-4",
+        "trainer.max_epochs=10",
+        "export=false",
+        *QUIET,
+    ]
     metrics = train(compose_cfg(overrides, output_dir=tmp_path / "run"))
     # Measured 0.973 micro-F1, 0.9 exact match; every label on every row scores 0.776 and 0.1.
     assert metrics["test/f1_micro"] > 0.85
@@ -68,9 +77,17 @@ def test_smollm2_lora_classifier_learns_and_its_adapter_reloads(tmp_path, airlin
 
     path, majority = airline_sample
     out = tmp_path / "run"
-    overrides = ["model=smollm2", "strategy=lora", "strategy.adapter_only=true", "data=files",
-                 f"data.path={path}", "data.label_column=sentiment", "data.split=[0.6,0.2,0.2]",
-                 "trainer.max_epochs=2", *QUIET]  # fmt: skip
+    overrides = [
+        "model=smollm2",
+        "strategy=lora",
+        "strategy.adapter_only=true",
+        "data=files",
+        f"data.path={path}",
+        "data.label_column=sentiment",
+        "data.split=[0.6,0.2,0.2]",
+        "trainer.max_epochs=2",
+        *QUIET,
+    ]
     metrics = train(compose_cfg(overrides, output_dir=out))
     assert metrics["trainable_params"] / metrics["total_params"] < 0.01
     assert metrics["test/acc"] > majority + 0.05
@@ -82,9 +99,11 @@ def test_smollm2_lora_classifier_learns_and_its_adapter_reloads(tmp_path, airlin
     labels = json.loads((model_dir / "sftlab.json").read_text())["labels"]
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     body = AutoModelForSequenceClassification.from_pretrained(
-        saved["base_model_name_or_path"], num_labels=len(labels),
-        id2label=dict(enumerate(labels)), pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
+        saved["base_model_name_or_path"],
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        pad_token_id=tokenizer.pad_token_id,
+    )
     reloaded = PeftModel.from_pretrained(body, str(model_dir)).eval()
     test = pd.read_csv(out / "data" / "test.csv", keep_default_na=False)
     preds = []
@@ -101,8 +120,15 @@ def test_smollm2_lora_classifier_learns_and_its_adapter_reloads(tmp_path, airlin
 @pytest.mark.slow
 def test_smollm2_chitchat_sft_lowers_validation_perplexity(tmp_path):
     out = tmp_path / "run"
-    overrides = ["model=smollm2", "data=chitchat", "data.train_size=200", "data.packing=true",
-                 "data.generate_samples=8", "trainer.max_epochs=1", *QUIET]  # fmt: skip
+    overrides = [
+        "model=smollm2",
+        "data=chitchat",
+        "data.train_size=200",
+        "data.packing=true",
+        "data.generate_samples=8",
+        "trainer.max_epochs=1",
+        *QUIET,
+    ]
     metrics = train(compose_cfg(overrides, output_dir=out))
     assert metrics["val/perplexity"] < 0.8 * metrics["before/val/perplexity"]
     assert (out / "generations.jsonl").read_text().count("\n") == 8

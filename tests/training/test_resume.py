@@ -31,10 +31,21 @@ PAUSE_AT = 13
 def _start(out: Path, seconds: float, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "helpers" / "stoppable_run.py"), str(out), str(PAUSE_AT),
-         str(seconds), *RUN, *extra],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "tests" / "helpers" / "stoppable_run.py"),
+            str(out),
+            str(PAUSE_AT),
+            str(seconds),
+            *RUN,
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_pause(proc: subprocess.Popen, out: Path, timeout: float = 600) -> None:
@@ -146,8 +157,12 @@ def test_resume_auto_starts_fresh_without_an_unfinished_run(tmp_path, uninterrup
     # the finished run is never picked: resume=auto starts a new run
     from sftlab.training import resume
 
-    plan = resume.plan(compose_cfg([*TINY, *RUN, "resume=auto", f"runs_dir={whole_dir.parent}"],
-                                   output_dir=tmp_path / "run"))  # fmt: skip
+    plan = resume.plan(
+        compose_cfg(
+            [*TINY, *RUN, "resume=auto", f"runs_dir={whole_dir.parent}"],
+            output_dir=tmp_path / "run",
+        )
+    )
     assert plan.ckpt is None and plan.out == tmp_path / "run"
 
 

@@ -74,10 +74,17 @@ def test_every_strategy_trains_under_ddp(tmp_path):
     sweep = tmp_path / "sweep"
     strategies = ["head_only", "top_k", "lora", "gradual"]
     run_train(
-        ["-m", *DDP, f"strategy={','.join(strategies)}", "trainer.max_epochs=1",
-         "data.train_size=32", f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, timeout=2400,
-    )  # fmt: skip
+        [
+            "-m",
+            *DDP,
+            f"strategy={','.join(strategies)}",
+            "trainer.max_epochs=1",
+            "data.train_size=32",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        timeout=2400,
+    )
     for job, name in enumerate(strategies):
         run = sweep / str(job)
         metrics = stored(run)
@@ -96,10 +103,17 @@ def test_multirun_with_ddp_makes_one_sweep(tmp_path):
     summary; the DDP children start no sweep of their own."""
     sweep = tmp_path / "multirun"
     run_train(
-        ["-m", *DDP, "seed=1,2", "trainer.max_epochs=1", "data.train_size=32",
-         f"hydra.sweep.dir={sweep}"],
-        tmp_path, timeout=1800,
-    )  # fmt: skip
+        [
+            "-m",
+            *DDP,
+            "seed=1,2",
+            "trainer.max_epochs=1",
+            "data.train_size=32",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+        timeout=1800,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["multirun"]  # no stray outputs/ dir
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert jobs == ["0", "1"]

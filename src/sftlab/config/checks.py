@@ -78,8 +78,12 @@ def check_call(group: str, node: dict[str, Any]) -> None:
     if not target:
         return
     params, open_ended = static_signature(target) or _imported_signature(group, target)
-    names = [n for n, p in params.items() if n not in {"self", "params", "optimizer"}
-             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
+    names = [
+        n
+        for n, p in params.items()
+        if n not in {"self", "params", "optimizer"}
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     for key, value in node.items():
         if key in OWN_KEYS:
             continue

@@ -135,9 +135,10 @@ class DataConfig:
                 f"data.train_size must be a count >= 1 or a fraction in (0, 1], got {self.train_size}"
             )
         if self.max_length != AUTO and (
-            not isinstance(self.max_length, int) or isinstance(self.max_length, bool)
+            not isinstance(self.max_length, int)
+            or isinstance(self.max_length, bool)
             or self.max_length < 2
-        ):  # fmt: skip
+        ):
             raise SftlabError(
                 f"data.max_length must be a number of tokens >= 2 or 'auto', got {self.max_length!r}"
             )

@@ -31,9 +31,19 @@ log = logging.getLogger(__name__)
 
 VERSION = 3  # bump when the cached objects change shape
 ROW_KEYS = (
-    "source", "hub_config", "text_column", "text_pair_column", "label_column", "cleaning",
-    "drop_duplicates", "on_bad_rows", "max_chars", "encoding", "task", "label_delimiter",
-)  # fmt: skip
+    "source",
+    "hub_config",
+    "text_column",
+    "text_pair_column",
+    "label_column",
+    "cleaning",
+    "drop_duplicates",
+    "on_bad_rows",
+    "max_chars",
+    "encoding",
+    "task",
+    "label_delimiter",
+)
 
 
 def _hash(*parts: Any) -> str:
@@ -91,9 +101,14 @@ def tokens_key(rows: str, tokenizer: PreTrainedTokenizerBase, max_length: int) -
     else:
         rules = json.dumps(tokenizer.get_vocab(), sort_keys=True)
     return _hash(
-        VERSION, rows, type(tokenizer).__name__, hashlib.sha256(rules.encode()).hexdigest(),
-        tokenizer.truncation_side, tokenizer.model_input_names, max_length,
-    )  # fmt: skip
+        VERSION,
+        rows,
+        type(tokenizer).__name__,
+        hashlib.sha256(rules.encode()).hexdigest(),
+        tokenizer.truncation_side,
+        tokenizer.model_input_names,
+        max_length,
+    )
 
 
 class DiskCache:

@@ -217,8 +217,10 @@ class TextDataModule(ResumableData, L.LightningDataModule):
         log.warning(
             "%d labels have fewer than %d rows and stay in train only (no validation/test rows "
             "for them; the other labels are split stratified): %s",
-            len(rare), needed, names,
-        )  # fmt: skip
+            len(rare),
+            needed,
+            names,
+        )
         is_rare = rows["label_id"].isin(rare.index)
         if is_rare.all():
             raise SftlabError(
@@ -299,9 +301,13 @@ class TextDataModule(ResumableData, L.LightningDataModule):
         log.info(
             "data.max_length: auto -> %d tokens (covers %.1f%% of %d training texts whole; "
             "median %d, longest %d; limit %d)",
-            chosen, 100 * float((lengths <= chosen).mean()), len(lengths),
-            int(np.median(lengths)), int(lengths.max()), limit,
-        )  # fmt: skip
+            chosen,
+            100 * float((lengths <= chosen).mean()),
+            len(lengths),
+            int(np.median(lengths)),
+            int(lengths.max()),
+            limit,
+        )
         return chosen
 
     def encode(self, frame: pd.DataFrame) -> EncodedDataset:

@@ -191,8 +191,11 @@ class GenerationDataModule(ResumableData, L.LightningDataModule):
             if shared:
                 log.warning(
                     "%s shares %d %s value(s) with train (first: %s): those rows leak across splits",
-                    name, len(shared), self.config.group_column, shared[0],
-                )  # fmt: skip
+                    name,
+                    len(shared),
+                    self.config.group_column,
+                    shared[0],
+                )
 
     def _split_off(self, rest: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(rest, split) with ``fraction`` of the rows, or of the groups when
@@ -291,8 +294,11 @@ class GenerationDataModule(ResumableData, L.LightningDataModule):
                 packed = pack(rows, cfg.max_length)
                 log.info(
                     "packing: %d training examples in %d rows of <= %d tokens (%.0f%% filled)",
-                    len(rows), len(packed), cfg.max_length, 100 * fill(packed, cfg.max_length),
-                )  # fmt: skip
+                    len(rows),
+                    len(packed),
+                    cfg.max_length,
+                    100 * fill(packed, cfg.max_length),
+                )
                 rows = packed
             self.datasets[name] = PairDataset(rows)
 
@@ -302,10 +308,12 @@ class GenerationDataModule(ResumableData, L.LightningDataModule):
         rows = self.datasets[split]
         # Evaluation under DDP: each row on exactly one rank (no padding by repeated rows).
         return DataLoader(
-            rows, batch_size=self.config.eval_batch_size,
+            rows,
+            batch_size=self.config.eval_batch_size,
             sampler=distributed.eval_sampler(rows, self.trainer),
-            collate_fn=collate(self.tokenizer.pad_token_id), num_workers=self.config.num_workers,
-        )  # fmt: skip
+            collate_fn=collate(self.tokenizer.pad_token_id),
+            num_workers=self.config.num_workers,
+        )
 
     def train_dataloader(self) -> DataLoader:
         if "train" not in self.datasets:
@@ -317,9 +325,13 @@ class GenerationDataModule(ResumableData, L.LightningDataModule):
             else None
         )
         return self.train_loader(
-            ds, batch_size=cfg.batch_size, sampler=sampler, shuffle=sampler is None,
-            collate_fn=collate(self.tokenizer.pad_token_id), num_workers=cfg.num_workers,
-        )  # fmt: skip
+            ds,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            shuffle=sampler is None,
+            collate_fn=collate(self.tokenizer.pad_token_id),
+            num_workers=cfg.num_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("validation")

@@ -55,9 +55,12 @@ def load_vader_sentences() -> pd.DataFrame:
     for name in VADER_FILES:
         # QUOTE_NONE: the texts hold unbalanced quotes (''Conan'') that are not CSV quoting.
         df = pd.read_csv(
-            folder / f"{name}_GroundTruth.txt", sep="\t", quoting=csv.QUOTE_NONE,
-            encoding="utf-8", dtype={"id": str},
-        )  # fmt: skip
+            folder / f"{name}_GroundTruth.txt",
+            sep="\t",
+            quoting=csv.QUOTE_NONE,
+            encoding="utf-8",
+            dtype={"id": str},
+        )
         parts.append(df[["text", "sentiment"]].assign(domain=name))
     return pd.concat(parts, ignore_index=True)
 

@@ -16,9 +16,18 @@ from sftlab.utils.paths import resolve
 
 # Encoder-only families: they have no left-to-right language-model head worth fine-tuning.
 ENCODER_ONLY = {
-    "bert", "distilbert", "roberta", "xlm-roberta", "albert", "electra", "deberta",
-    "deberta-v2", "mpnet", "camembert", "modernbert",
-}  # fmt: skip
+    "bert",
+    "distilbert",
+    "roberta",
+    "xlm-roberta",
+    "albert",
+    "electra",
+    "deberta",
+    "deberta-v2",
+    "mpnet",
+    "camembert",
+    "modernbert",
+}
 
 
 def model_type(model_cfg: dict[str, Any]) -> str | None:

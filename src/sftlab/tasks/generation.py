@@ -102,9 +102,13 @@ def generate(
         )
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
         out = model.generate(
-            input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-            eos_token_id=end, pad_token_id=tokenizer.pad_token_id,
-        )  # fmt: skip
+            input_ids=input_ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=end,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         replies += tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
     return [r.strip() for r in replies]
 

@@ -22,8 +22,16 @@ from collections.abc import Iterator, Sequence
 # argv options of a Hydra app that a child needs too (the config to compose).
 CONFIG_FLAGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir")
 # Hydra overrides of the parent that a child must not repeat: it is one plain run.
-DROPPED = ("hydra.mode=", "hydra.run.dir=", "hydra.job.name=", "hydra.output_subdir=",
-           "hydra/job_logging=", "hydra/launcher=", "hydra/sweeper=", "hydra.sweep")  # fmt: skip
+DROPPED = (
+    "hydra.mode=",
+    "hydra.run.dir=",
+    "hydra.job.name=",
+    "hydra.output_subdir=",
+    "hydra/job_logging=",
+    "hydra/launcher=",
+    "hydra/sweeper=",
+    "hydra.sweep",
+)
 # What Lightning's launcher sets in the parent's environment for its children.
 LAUNCH_ENV = (
     "MASTER_ADDR",

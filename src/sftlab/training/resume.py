@@ -36,9 +36,17 @@ LAST = Path("checkpoints") / "last.ckpt"
 BEST = Path("checkpoints") / "best.ckpt"
 # Keys that say where and how a run shows its work, not what it computes.
 NOT_FINGERPRINTED = (
-    "output_dir", "resume", "runs_dir", "logger", "test", "export",
-    "trainer.enable_progress_bar", "trainer.default_root_dir", "data.cache_dir", "data.num_workers",
-)  # fmt: skip
+    "output_dir",
+    "resume",
+    "runs_dir",
+    "logger",
+    "test",
+    "export",
+    "trainer.enable_progress_bar",
+    "trainer.default_root_dir",
+    "data.cache_dir",
+    "data.num_workers",
+)
 
 
 @dataclass
@@ -156,8 +164,9 @@ def _own_config(cfg: DictConfig, saved: Path, run_dir: Path) -> DictConfig:
     if current != theirs:
         log.warning(
             "resume=%s: continuing with that run's own config (%s), not this command's overrides",
-            run_dir, saved,
-        )  # fmt: skip
+            run_dir,
+            saved,
+        )
     return own
 
 
@@ -205,9 +214,13 @@ def checkpoint_callbacks(
     holds the best callback's state after this epoch's validation.
     """
     best = ModelCheckpoint(
-        dirpath=out / "checkpoints", filename="best", monitor=monitor, mode=mode, save_top_k=1,
+        dirpath=out / "checkpoints",
+        filename="best",
+        monitor=monitor,
+        mode=mode,
+        save_top_k=1,
         enable_version_counter=False,
-    )  # fmt: skip
+    )
     last = [
         ModelCheckpoint(
             dirpath=out / "checkpoints",
@@ -216,7 +229,7 @@ def checkpoint_callbacks(
             save_top_k=1,
             enable_version_counter=False,
             **trigger,
-        )  # fmt: skip
+        )
         for trigger in ({"every_n_epochs": 1}, {"every_n_train_steps": every_n_steps})
         if None not in trigger.values()
     ]

@@ -215,11 +215,25 @@ def _parse(path: Path, data: np.ndarray, buf: memoryview) -> E5S1:
         pos += 21
         tensors[name] = Tensor(dtype, count, offset, nbytes)
     return E5S1(
-        path=path, hidden=hidden, layers=layers, heads=heads, ffn=ffn, vocab=vocab,
-        max_positions=max_pos, type_vocab=type_vocab, eps=eps, pieces=pieces, scores=scores,
-        bos=bos, eos=eos, pad=pad, unk=unk, normalization=normalization, tensors=tensors,
+        path=path,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        ffn=ffn,
+        vocab=vocab,
+        max_positions=max_pos,
+        type_vocab=type_vocab,
+        eps=eps,
+        pieces=pieces,
+        scores=scores,
+        bos=bos,
+        eos=eos,
+        pad=pad,
+        unk=unk,
+        normalization=normalization,
+        tensors=tensors,
         data=data,
-    )  # fmt: skip
+    )
 
 
 def is_e5s1(path: str | Path) -> bool:

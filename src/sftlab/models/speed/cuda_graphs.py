@@ -127,8 +127,9 @@ class GraphedTraining:
     buffers (4 bytes per trainable parameter per shape).
     """
 
-    def __init__(self, model: nn.Module, batch_size: int, capture: Callable | None = None,
-                 warmup: int = 2):  # fmt: skip
+    def __init__(
+        self, model: nn.Module, batch_size: int, capture: Callable | None = None, warmup: int = 2
+    ):
         self.model, self.batch_size, self.warmup = model, batch_size, warmup
         self.capture = capture or torch.cuda.make_graphed_callables
         self.graphs: dict[tuple, nn.Module | None] = {}  # None: that shape runs eagerly
@@ -186,8 +187,9 @@ class GraphedTraining:
             # shape trains eagerly (as fast as without graphs) instead of failing the run.
             log.warning(
                 "model.cuda_graphs: no GPU memory left to capture batch shape %s: it runs "
-                "eagerly (model.cuda_graphs=false turns the graphs off)", key[0],
-            )  # fmt: skip
+                "eagerly (model.cuda_graphs=false turns the graphs off)",
+                key[0],
+            )
             self._free()
             return None
         self.captured += 1
