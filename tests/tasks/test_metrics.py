@@ -39,3 +39,21 @@ def test_label_names_become_safe_keys_and_confusion_rows_are_true_labels():
     cm = confusion_matrix(["a", "b"])
     cm.update(torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1]))
     assert cm.compute().tolist() == [[1, 0], [1, 1]]
+
+
+def test_the_metric_catalogue_names_what_each_task_logs():
+    """config/metric_names.py (read before torch) and the task modules' metrics agree."""
+    from sftlab.config.metric_names import PER_CLASS, TASK_METRICS
+    from sftlab.tasks.metrics import (
+        classification_metrics,
+        multilabel_metrics,
+        regression_metrics,
+    )
+
+    logged = {
+        "classification": set(classification_metrics(["a", "b"])) - set(PER_CLASS) | {"loss"},
+        "multilabel": set(multilabel_metrics(["a", "b"])) - {"f1"} | {"loss", "threshold"},
+        "regression": set(regression_metrics()) | {"loss"},
+    }
+    for task, names in logged.items():
+        assert names == set(TASK_METRICS[task]), task

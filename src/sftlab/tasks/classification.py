@@ -20,7 +20,7 @@ class SequenceClassifier(EncoderTask):
 
     Args:
         class_weights: one cross-entropy weight per label (``loss.class_weights``), or None.
-        (the others: ``EncoderTask``)
+        common: ``layer_decay``, ``graphed`` (see ``EncoderTask``).
     """
 
     PROGRESS = ("val/acc", "val/f1_macro")
@@ -32,18 +32,10 @@ class SequenceClassifier(EncoderTask):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         class_weights: list[float] | None = None,
-        layer_decay: float | None = None,
-        graphed: Any = None,
+        **common: Any,
     ):
-        super().__init__(
-            model,
-            label_names,
-            optimizer,
-            scheduler,
-            metrics=classification_metrics(list(label_names)),
-            layer_decay=layer_decay,
-            graphed=graphed,
-        )
+        metrics = classification_metrics(list(label_names))
+        super().__init__(model, label_names, optimizer, scheduler, metrics, **common)
         # Not persistent: checkpoints stay loadable into a module built without weights.
         weight = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         self.register_buffer("class_weights", weight, persistent=False)

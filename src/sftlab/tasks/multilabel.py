@@ -38,6 +38,7 @@ class MultiLabelClassifier(EncoderTask):
     Args:
         threshold: a probability, or ``"tune"``: after each validation epoch the micro-F1 best
             threshold on the validation split is kept (saved in checkpoints) and used.
+        common: ``layer_decay``, ``graphed`` (see ``EncoderTask``).
     """
 
     def __init__(
@@ -47,18 +48,10 @@ class MultiLabelClassifier(EncoderTask):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         threshold: float | str = 0.5,
-        layer_decay: float | None = None,
-        graphed: Any = None,
+        **common: Any,
     ):
-        super().__init__(
-            model,
-            label_names,
-            optimizer,
-            scheduler,
-            metrics=multilabel_metrics(label_names),
-            layer_decay=layer_decay,
-            graphed=graphed,
-        )
+        metrics = multilabel_metrics(label_names)
+        super().__init__(model, label_names, optimizer, scheduler, metrics, **common)
         self.tune = threshold == "tune"
         # A buffer: the tuned value travels with the best checkpoint.
         self.register_buffer("threshold", torch.tensor(0.5 if self.tune else float(threshold)))

@@ -21,7 +21,7 @@ class Regressor(EncoderTask):
     Args:
         loss: ``mse`` or ``huber`` (``loss.regression``).
         huber_delta: where Huber turns from squared to linear (``loss.huber_delta``).
-        (the others: ``EncoderTask``)
+        common: ``layer_decay``, ``graphed`` (see ``EncoderTask``).
     """
 
     PROGRESS = ("val/pearson", "val/mae")
@@ -34,20 +34,11 @@ class Regressor(EncoderTask):
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         loss: str = "mse",
         huber_delta: float = 1.0,
-        layer_decay: float | None = None,
-        graphed: Any = None,
+        **common: Any,
     ):
         if loss not in LOSSES:
             raise SftlabError(f"loss.regression must be one of {', '.join(LOSSES)}, got '{loss}'")
-        super().__init__(
-            model,
-            label_names,
-            optimizer,
-            scheduler,
-            metrics=regression_metrics(),
-            layer_decay=layer_decay,
-            graphed=graphed,
-        )
+        super().__init__(model, label_names, optimizer, scheduler, regression_metrics(), **common)
         self.loss_name, self.huber_delta = loss, float(huber_delta)
 
     def _shared_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
