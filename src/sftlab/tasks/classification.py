@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -14,10 +13,6 @@ from torchmetrics import MeanMetric, MetricCollection
 from sftlab.models.speed import unpad
 from sftlab.strategies.optim import OptimizerFromConfig
 from sftlab.tasks.metrics import classification_metrics, confusion_matrix
-
-# Logged metric values come from torchmetrics' compute(), which already reduced the states over
-# DDP ranks; Lightning's advice to add sync_dist would only average equal numbers again.
-warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test|train)/")
 
 DEFER_STEPS = 50  # training-metric updates are batched over this many steps
 
