@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 from sftlab.inference.predict import predict
 from sftlab.utils.cli import quote_non_ascii, run_or_exit
+from sftlab.utils.setup import setup
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
@@ -16,4 +17,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv = quote_non_ascii(sys.argv)  # Hydra rejects unquoted non-ASCII values: 评论
+    setup()
     main()

@@ -11,6 +11,7 @@ from sftlab.config.checks import check_config, resolve_metric
 from sftlab.reporting.sweep import objective, run_in_sweep
 from sftlab.training.hydra_ddp import ddp_job
 from sftlab.utils.cli import quote_non_ascii, run_or_exit
+from sftlab.utils.setup import setup
 
 
 def checked(cfg: DictConfig) -> bool:
@@ -42,4 +43,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv = quote_non_ascii(sys.argv)  # Hydra rejects unquoted non-ASCII values: 评论
+    setup()
     main()

@@ -11,6 +11,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
+from sftlab.utils.setup import setup
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -25,6 +27,7 @@ os.environ["WANDB_SILENT"] = "true"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 # A fresh data cache per test session: no test reads what an earlier session (or a user run) cached.
 os.environ["SFTLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="sftlab-cache-")
+setup()  # as the entry points do: ${run_suffix:} in the composed configs
 
 
 def compose_cfg(overrides: list[str], output_dir: Path | None = None) -> DictConfig:

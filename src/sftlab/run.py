@@ -7,10 +7,12 @@ from omegaconf import DictConfig
 from sftlab.config.checks import check_config
 from sftlab.recipes import causal_lm, classifier
 from sftlab.training import lifecycle, resume
+from sftlab.utils.setup import quiet_known_warnings
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fine-tune, test the best checkpoint, export ``model/``; return the final metrics."""
+    quiet_known_warnings()  # the warnings sftlab's runs raise although nothing is wrong
     check_config(cfg)  # before any data is read or file written
     lifecycle.mask_hydra(cfg)  # Hydra wrote the overrides, secrets included, before this ran
     plan = resume.plan(cfg)  # a new run dir, or the resumed run's own dir and config

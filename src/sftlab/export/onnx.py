@@ -12,14 +12,21 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from sftlab.data.cleaning import clean_texts
 from sftlab.data.tables import read_table
-from sftlab.inference.predictor import META_FILE, Predictor, load_predictor, locate
+from sftlab.inference.predictor import (
+    META_FILE,
+    Predictor,
+    batched,
+    load_predictor,
+    locate,
+    raw_outputs,
+)
 from sftlab.utils.errors import SftlabError
 from sftlab.utils.files import atomic_dir, commit_dir
 
@@ -137,39 +144,15 @@ def _comparison_texts(
     return texts, f"{path} ({len(df)} rows)"
 
 
-def _encoded_batches(predictor: Predictor, texts: list[str], batch_size: int, tensors: str):
-    """Cleaned, tokenized batches exactly as ``predict.py`` makes them."""
-    texts = clean_texts(texts, predictor.cleaning)
-    for start in range(0, len(texts), batch_size):
-        yield predictor.tokenizer(
-            texts[start : start + batch_size],
-            truncation=True,
-            max_length=predictor.max_length,
-            padding=True,
-            return_tensors=tensors,
-        )
-
-
 def onnx_logits(
     session, predictor: Predictor, texts: list[str], names: list[str], batch_size: int = 32
 ) -> np.ndarray:
-    """Logits from an onnxruntime session."""
-    return np.concatenate(
-        [
-            session.run(["logits"], {n: enc[n].astype(np.int64) for n in names})[0]
-            for enc in _encoded_batches(predictor, texts, batch_size, "np")
-        ]
-    )
+    """Logits from an onnxruntime session, batched as ``predict.py`` batches."""
 
+    def run(batch: Any) -> np.ndarray:
+        return session.run(["logits"], {n: batch[n].astype(np.int64) for n in names})[0]
 
-@torch.inference_mode()
-def torch_logits(predictor: Predictor, texts: list[str], batch_size: int = 32) -> np.ndarray:
-    return np.concatenate(
-        [
-            predictor.model(**enc).logits.float().numpy()
-            for enc in _encoded_batches(predictor, texts, batch_size, "pt")
-        ]
-    )
+    return batched(predictor, texts, batch_size, run, tensors="np")
 
 
 def max_logit_difference(
@@ -179,5 +162,5 @@ def max_logit_difference(
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     a = onnx_logits(session, predictor, texts, names, batch_size)
-    b = torch_logits(predictor, texts, batch_size)
+    b = raw_outputs(predictor, texts, batch_size)
     return float(np.abs(a - b).max())

@@ -200,14 +200,19 @@ def class_probabilities(
     return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
 
-@torch.inference_mode()
-def raw_outputs(
-    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+def batched(
+    predictor: Predictor,
+    texts: list[str],
+    batch_size: int,
+    run: Callable[[Any], np.ndarray],
+    tensors: str = "pt",
+    progress: bool = False,
 ) -> np.ndarray:
-    """The head's outputs (logits), shape (len(texts), len(labels)), in the order of ``texts``.
+    """The prediction loop: ``run(padded batch)`` -> (rows, len(labels)) outputs for every
+    batch of ``texts``, back in the order of ``texts``.
 
-    Texts are cleaned and truncated as in training, then batched longest first (less
-    padding; the same batching as the validation loop), then put back in input order.
+    Texts are cleaned and truncated as in training, then batched longest first (less padding;
+    the same batching as the validation loop) and padded as ``tensors`` ("pt" or "np").
     """
     if batch_size < 1:
         raise SftlabError(f"batch_size must be >= 1, got {batch_size}")
@@ -220,9 +225,20 @@ def raw_outputs(
     for start in tqdm(starts, desc="predict", unit="batch", disable=not progress):
         idx = order[start : start + batch_size]
         features = [{k: enc[k][i] for k in enc} for i in idx]
-        batch = predictor.tokenizer.pad(features, return_tensors="pt").to(predictor.device)
-        outputs[idx] = predictor.model(**batch).logits.float().cpu().numpy()
+        outputs[idx] = run(predictor.tokenizer.pad(features, return_tensors=tensors))
     return outputs
+
+
+@torch.inference_mode()
+def raw_outputs(
+    predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
+) -> np.ndarray:
+    """The head's outputs (logits), shape (len(texts), len(labels)), in the order of ``texts``."""
+
+    def run(batch: Any) -> np.ndarray:
+        return predictor.model(**batch.to(predictor.device)).logits.float().cpu().numpy()
+
+    return batched(predictor, texts, batch_size, run, progress=progress)
 
 
 def classification_frame(

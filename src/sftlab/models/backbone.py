@@ -39,8 +39,6 @@ def register_pooled() -> None:
     )
 
 
-register_pooled()
-
 DROPOUT_KEYS = (
     "hidden_dropout_prob",
     "attention_probs_dropout_prob",
@@ -115,6 +113,7 @@ def load_model(
     ``model.pooling`` null keeps the backbone's standard head; ``mean`` or ``cls`` puts a
     linear head on the mean-pooled (or first-token) states (``PooledForSequenceClassification``).
     """
+    register_pooled()  # a pooled folder (an exported run) loads through the Auto classes
     pooling = model_cfg.get("pooling")
     if pooling is not None and pooling not in POOLINGS:
         raise SftlabError(f"model.pooling must be null, {' or '.join(POOLINGS)}; got '{pooling}'")

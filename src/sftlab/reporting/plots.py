@@ -1,19 +1,24 @@
-"""Matplotlib figures for sweep summaries and run reports (Agg backend: no display needed)."""
+"""Matplotlib figures for sweep summaries and run reports.
+
+Figures are made with matplotlib's object API (``Figure``, saved by the Agg renderer): no
+backend is selected and pyplot's global state is never touched, so importing or calling this
+module changes nothing for a notebook or an application that plots on its own.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import font_manager  # noqa: E402
+from matplotlib import font_manager
+from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +30,25 @@ CJK_FONTS = (
 )  # fmt: skip
 
 
-def _cjk_font() -> str | None:
+@functools.cache
+def cjk_font() -> str | None:
     """The first installed CJK font; matplotlib falls back to it glyph by glyph (>= 3.6)."""
     installed = {f.name for f in font_manager.fontManager.ttflist}
-    found = next((name for name in CJK_FONTS if name in installed), None)
-    if found:
-        plt.rcParams["font.sans-serif"] = [*plt.rcParams["font.sans-serif"], found]
-    return found
+    return next((name for name in CJK_FONTS if name in installed), None)
 
 
-CJK_FONT = _cjk_font()
+@contextmanager
+def _figure(path: Path, **kwargs: Any) -> Iterator[Figure]:
+    """A figure to draw on, saved to ``path`` when the block ends; the CJK font (if any) is a
+    fallback of sftlab's figures only."""
+    found = cjk_font()
+    fonts = {"font.sans-serif": [*matplotlib.rcParams["font.sans-serif"], found]} if found else {}
+    with matplotlib.rc_context(fonts):
+        fig = Figure(**kwargs)
+        yield fig
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,29 +65,28 @@ class Group(Protocol):
     def values(self, metric: str) -> Sequence[float]: ...
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def metric_by_config(groups: list[Group], metric: str, path: Path) -> Path:
     """Horizontal bars: mean of ``metric`` per configuration, error bars = std over seeds, dots = runs."""
     rows = [(g.config, *g.mean_std(metric), g.values(metric)) for g in groups]
     rows = [r for r in rows if r[3] > 0]
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.5))
-    y = list(range(len(rows)))
-    ax.barh(
-        y, [r[1] for r in rows], xerr=[r[2] for r in rows], color="#4c72b0", alpha=0.8, capsize=4
-    )
-    for i, r in enumerate(rows):
-        ax.scatter(r[4], [i] * len(r[4]), color="black", s=12, zorder=3)
-    ax.set_yticks(y, [f"{_short(r[0])} (n={r[3]})" for r in rows], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel(f"{metric} (mean +- std over seeds)")
-    ax.set_title(f"{metric} per configuration")
-    return _save(fig, path)
+    with _figure(path, figsize=(7, 0.5 * len(rows) + 1.5)) as fig:
+        ax = fig.subplots()
+        y = list(range(len(rows)))
+        ax.barh(
+            y,
+            [r[1] for r in rows],
+            xerr=[r[2] for r in rows],
+            color="#4c72b0",
+            alpha=0.8,
+            capsize=4,
+        )
+        for i, r in enumerate(rows):
+            ax.scatter(r[4], [i] * len(r[4]), color="black", s=12, zorder=3)
+        ax.set_yticks(y, [f"{_short(r[0])} (n={r[3]})" for r in rows], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{metric} (mean +- std over seeds)")
+        ax.set_title(f"{metric} per configuration")
+    return path
 
 
 def _short(text: str, width: int = 60) -> str:
@@ -84,30 +97,31 @@ def learning_curve(
     curve: dict[str, list[tuple[float, float, float, int]]], metric: str, path: Path
 ) -> Path:
     """``metric`` against the number of training rows, one line per other setting, band = +- std."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, points in curve.items():
-        points = [p for p in points if not math.isnan(p[1])]
-        if not points:
-            continue
-        xs, means, stds, _ = zip(*points, strict=True)
-        ax.plot(xs, means, marker="o", label=_short(label))
-        ax.fill_between(
-            xs,
-            [m - s for m, s in zip(means, stds, strict=True)],
-            [m + s for m, s in zip(means, stds, strict=True)],
-            alpha=0.2,
-        )
-    ax.set_xscale("log")
-    sizes = sorted({p[0] for points in curve.values() for p in points if not math.isnan(p[0])})
-    ax.set_xticks(sizes, [f"{x:,.0f}" for x in sizes])  # the measured sizes, not powers of ten
-    ax.minorticks_off()
-    ax.set_xlabel("training examples")
-    ax.set_ylabel(f"{metric} (mean +- std over seeds)")
-    ax.set_title("learning curve over data size")
-    ax.grid(True, alpha=0.3)
-    if len(curve) > 1 or next(iter(curve)) != "defaults":
-        ax.legend(fontsize=8)
-    return _save(fig, path)
+    with _figure(path, figsize=(7, 4.5)) as fig:
+        ax = fig.subplots()
+        for label, points in curve.items():
+            points = [p for p in points if not math.isnan(p[1])]
+            if not points:
+                continue
+            xs, means, stds, _ = zip(*points, strict=True)
+            ax.plot(xs, means, marker="o", label=_short(label))
+            ax.fill_between(
+                xs,
+                [m - s for m, s in zip(means, stds, strict=True)],
+                [m + s for m, s in zip(means, stds, strict=True)],
+                alpha=0.2,
+            )
+        ax.set_xscale("log")
+        sizes = sorted({p[0] for points in curve.values() for p in points if not math.isnan(p[0])})
+        ax.set_xticks(sizes, [f"{x:,.0f}" for x in sizes])  # the measured sizes, not powers of ten
+        ax.minorticks_off()
+        ax.set_xlabel("training examples")
+        ax.set_ylabel(f"{metric} (mean +- std over seeds)")
+        ax.set_title("learning curve over data size")
+        ax.grid(True, alpha=0.3)
+        if len(curve) > 1 or next(iter(curve)) != "defaults":
+            ax.legend(fontsize=8)
+    return path
 
 
 def training_curves(frame: pd.DataFrame, monitor: str, path: Path) -> Path | None:
@@ -115,34 +129,35 @@ def training_curves(frame: pd.DataFrame, monitor: str, path: Path) -> Path | Non
     if "epoch" not in frame:
         return None
     by_epoch = frame.groupby("epoch").last()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("train/loss_epoch", "train loss"), ("val/loss", "validation loss")):
-        if key in by_epoch and by_epoch[key].notna().any():
-            series = by_epoch[key].dropna()
-            left.plot(series.index + 1, series.values, marker="o", label=label)
-    if "train/loss_step" in frame and "step" in frame:
-        steps = frame.dropna(subset=["train/loss_step"])
-        per_epoch = steps.groupby("epoch")["step"].max() + 1
-        if len(steps) > 1 and len(per_epoch):
-            x = (
-                steps["step"] / per_epoch.max()
-                if len(per_epoch) == 1
-                else _step_to_epoch(steps, per_epoch)
-            )
-            left.plot(x, steps["train/loss_step"], alpha=0.3, label="train loss (steps)")
-    left.set_xlabel("epoch")
-    left.set_ylabel("loss")
-    left.set_title("loss")
-    left.legend(fontsize=8)
-    left.grid(True, alpha=0.3)
-    if monitor in by_epoch and by_epoch[monitor].notna().any():
-        series = by_epoch[monitor].dropna()
-        right.plot(series.index + 1, series.values, marker="o", color="#55a868")
-    right.set_xlabel("epoch")
-    right.set_ylabel(monitor)
-    right.set_title(f"validation metric ({monitor})")
-    right.grid(True, alpha=0.3)
-    return _save(fig, path)
+    with _figure(path, figsize=(10, 4)) as fig:
+        left, right = fig.subplots(1, 2)
+        for key, label in (("train/loss_epoch", "train loss"), ("val/loss", "validation loss")):
+            if key in by_epoch and by_epoch[key].notna().any():
+                series = by_epoch[key].dropna()
+                left.plot(series.index + 1, series.values, marker="o", label=label)
+        if "train/loss_step" in frame and "step" in frame:
+            steps = frame.dropna(subset=["train/loss_step"])
+            per_epoch = steps.groupby("epoch")["step"].max() + 1
+            if len(steps) > 1 and len(per_epoch):
+                x = (
+                    steps["step"] / per_epoch.max()
+                    if len(per_epoch) == 1
+                    else _step_to_epoch(steps, per_epoch)
+                )
+                left.plot(x, steps["train/loss_step"], alpha=0.3, label="train loss (steps)")
+        left.set_xlabel("epoch")
+        left.set_ylabel("loss")
+        left.set_title("loss")
+        left.legend(fontsize=8)
+        left.grid(True, alpha=0.3)
+        if monitor in by_epoch and by_epoch[monitor].notna().any():
+            series = by_epoch[monitor].dropna()
+            right.plot(series.index + 1, series.values, marker="o", color="#55a868")
+        right.set_xlabel("epoch")
+        right.set_ylabel(monitor)
+        right.set_title(f"validation metric ({monitor})")
+        right.grid(True, alpha=0.3)
+    return path
 
 
 def _step_to_epoch(steps: pd.DataFrame, per_epoch: pd.Series) -> pd.Series:
@@ -162,7 +177,7 @@ def _has_cjk(texts: list[str]) -> bool:
 
 def confusion_matrix(matrix: list[list[float]], labels: list[str], path: Path) -> Path:
     """Counts, rows = true labels, columns = predicted; each cell also shows its row share."""
-    if CJK_FONT is None and _has_cjk(labels):
+    if cjk_font() is None and _has_cjk(labels):
         # One line instead of matplotlib's warning per missing glyph.
         log.warning(
             "no CJK font installed: the Chinese label names in %s show as boxes (the report's "
@@ -176,25 +191,26 @@ def confusion_matrix(matrix: list[list[float]], labels: list[str], path: Path) -
 
 
 def _confusion_matrix(matrix: list[list[float]], labels: list[str], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    peak = max((max(row) for row in matrix), default=0)
-    for i, row in enumerate(matrix):
-        total = sum(row) or 1
-        for j, value in enumerate(row):
-            color = "white" if value > peak / 2 else "black"
-            ax.text(
-                j,
-                i,
-                f"{int(value)}\n{value / total:.0%}",
-                ha="center",
-                va="center",
-                color=color,
-                fontsize=8,
-            )
-    ax.set_title("test confusion matrix")
-    return _save(fig, path)
+    with _figure(path, figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2)) as fig:
+        ax = fig.subplots()
+        ax.imshow(matrix, cmap="Blues")
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        peak = max((max(row) for row in matrix), default=0)
+        for i, row in enumerate(matrix):
+            total = sum(row) or 1
+            for j, value in enumerate(row):
+                color = "white" if value > peak / 2 else "black"
+                ax.text(
+                    j,
+                    i,
+                    f"{int(value)}\n{value / total:.0%}",
+                    ha="center",
+                    va="center",
+                    color=color,
+                    fontsize=8,
+                )
+        ax.set_title("test confusion matrix")
+    return path

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import warnings
 from typing import Any
 
 import torch
@@ -20,10 +19,6 @@ from sftlab.strategies.layers import depth_from_top, find_layers
 from sftlab.utils.errors import SftlabError
 
 log = logging.getLogger(__name__)
-# OptimizerFromConfig overrides configure_gradient_clipping (below), so Lightning warns on every
-# DeepSpeed run that the hook "will not actually clip": DeepSpeed does clip, from
-# trainer.gradient_clip_val, which Lightning writes into its config.
-warnings.filterwarnings("ignore", message="Since DeepSpeed handles gradient clipping internally")
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 

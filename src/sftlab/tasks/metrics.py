@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 from torchmetrics import ClasswiseWrapper, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -24,13 +22,6 @@ from torchmetrics.regression import (
 )
 
 from sftlab.config.checks import safe_label
-
-# MetricCollection's compute groups update one member per group and share its state; after a
-# reset() the ClasswiseWrapper's inner metric then warns on compute() although its values are right
-# (tests/tasks/test_metrics.py checks them against standalone metrics over several epochs).
-warnings.filterwarnings("ignore", message=r"The ``compute`` method of metric Multiclass")
-# Spearman keeps every prediction of the epoch: fine at the sizes of a validation split.
-warnings.filterwarnings("ignore", message=r"Metric `SpearmanCorrcoef` will save all targets")
 
 
 def classification_metrics(label_names: list[str]) -> MetricCollection:

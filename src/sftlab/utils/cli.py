@@ -5,14 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
 import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from omegaconf import OmegaConf
 
 from sftlab.utils import signals
 from sftlab.utils.errors import SftlabError
@@ -24,12 +21,6 @@ _ELEMENT = re.compile(r"[^\[\]{}(),]+")
 
 # Hydra writes these before our code runs; a run dir holding nothing else is an empty shell.
 HYDRA_ONLY = {".hydra", "train.log", "predict.log"}
-
-# ``${run_suffix:}`` in hydra.run.dir: two runs started in the same second get their own dirs.
-# Cached, so that every use within one process gives the same suffix.
-OmegaConf.register_new_resolver(
-    "run_suffix", lambda: secrets.token_hex(3), use_cache=True, replace=True
-)
 
 
 def run_or_exit(fn: Callable[[Any], Any], cfg: Any, run_dir: str | None) -> Any:

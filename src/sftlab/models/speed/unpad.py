@@ -7,8 +7,9 @@ layer, so that every text attends to its own tokens and nothing else. The batche
 random batches as with padding (no regrouping by length, which costs accuracy where length
 tracks the label) and the logits equal the padded forward's up to float rounding.
 
-The attention runs through transformers' attention interface under the name ``sftlab_unpadded``;
-batches without the packing keys (validation, test, predict) fall through to SDPA unchanged.
+The attention runs through transformers' attention interface under the name ``sftlab_unpadded``
+(``enable`` registers it); batches without the packing keys (validation, test, predict) fall
+through to SDPA unchanged.
 """
 
 from __future__ import annotations
@@ -52,10 +53,6 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
     return out.unsqueeze(0), None
 
 
-AttentionInterface.register(ATTN, _attention)
-ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN, sdpa_mask)
-
-
 def unwrap(model: nn.Module) -> nn.Module:
     """The Hugging Face model under a PEFT wrapper (LoRA layers stay inside it)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -93,6 +90,9 @@ def enable(model: nn.Module) -> int:
     if found is None:
         raise ValueError(f"{type(unwrap(model)).__name__} cannot run unpadded batches")
     encoder, _, first = found
+    # transformers' registries are global: registered here, when a run asks for it (idempotent)
+    AttentionInterface.register(ATTN, _attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN, sdpa_mask)
     encoder.set_attn_implementation(ATTN)
     return first
 

@@ -1,0 +1,45 @@
+"""Process-wide set-up, run explicitly by the entry points (train.py, predict.py, serve.py and
+the tests' conftest): importing sftlab changes no global state (tests/test_no_side_effects.py)."""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+
+from omegaconf import OmegaConf
+
+# Warnings sftlab's runs raise although nothing is wrong, with why.
+KNOWN_WARNINGS = (
+    # Logged metric values come from torchmetrics' compute(), which already reduced the states
+    # over DDP ranks; Lightning's advice to add sync_dist would only average equal numbers again.
+    r"It is recommended to use `self.log\('(val|test|train)/",
+    # MetricCollection's compute groups update one member per group and share its state; after a
+    # reset() the ClasswiseWrapper's inner metric then warns on compute() although its values are
+    # right (tests/tasks/test_metrics.py checks them against standalone metrics over several epochs).
+    r"The ``compute`` method of metric Multiclass",
+    # Spearman keeps every prediction of the epoch: fine at the sizes of a validation split.
+    r"Metric `SpearmanCorrcoef` will save all targets",
+    # OptimizerFromConfig overrides configure_gradient_clipping, so Lightning warns on every
+    # DeepSpeed run that the hook "will not actually clip": DeepSpeed does clip, from
+    # trainer.gradient_clip_val, which Lightning writes into its config.
+    r"Since DeepSpeed handles gradient clipping internally",
+)
+
+
+def quiet_known_warnings() -> None:
+    """Hide the ``KNOWN_WARNINGS`` (idempotent: an equal filter replaces the old one)."""
+    for message in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
+def register_resolvers() -> None:
+    """``${run_suffix:}`` in hydra.run.dir (conf/train.yaml): two runs started in the same
+    second get their own dirs. Cached, so every use within one process gives the same suffix."""
+    if not OmegaConf.has_resolver("run_suffix"):
+        OmegaConf.register_new_resolver("run_suffix", lambda: secrets.token_hex(3), use_cache=True)
+
+
+def setup() -> None:
+    """What an entry point sets up before Hydra composes its config."""
+    register_resolvers()
+    quiet_known_warnings()
