@@ -82,7 +82,10 @@ def test_importing_sftlab_changes_no_global_state():
     env["PYTHONPATH"] = str(ROOT / "src")
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(PACKAGE)],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "modules" in result.stdout

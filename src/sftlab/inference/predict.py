@@ -44,8 +44,10 @@ def predict(cfg: Any) -> Path:
         if empty:
             log.warning(
                 "%s: %d rows have no messages (first: row %d); replying to an empty user turn",
-                inp, len(empty), empty[0] + first,
-            )  # fmt: skip
+                inp,
+                len(empty),
+                empty[0] + first,
+            )
         texts = [
             [{"role": "user", "content": ""}]
             if is_missing(value)

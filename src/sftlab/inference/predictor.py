@@ -25,8 +25,11 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from sftlab.data.chat import clean_messages
 from sftlab.data.cleaning import clean_texts
+from sftlab.data.generation import prompt_budget
 from sftlab.models.backbone import register_pooled
+from sftlab.tasks.generation import generate
 from sftlab.utils.errors import SftlabError
 
 log = logging.getLogger(__name__)
@@ -285,9 +288,6 @@ def generation_frame(
 ) -> pd.DataFrame:
     """``generated``: the greedy reply to each prompt (a string, or chat messages), cleaned and
     built with the chat template as in training."""
-    from sftlab.data.chat import clean_messages
-    from sftlab.data.generation import prompt_budget
-    from sftlab.tasks.generation import generate
 
     def clean(texts: list[str]) -> list[str]:
         return clean_texts(texts, predictor.cleaning)
@@ -304,9 +304,13 @@ def generation_frame(
         range(0, len(texts), step), desc="generate", unit="batch", disable=not progress
     ):
         replies += generate(
-            predictor.model, predictor.tokenizer, texts[start : start + step], max_new, step,
+            predictor.model,
+            predictor.tokenizer,
+            texts[start : start + step],
+            max_new,
+            step,
             max_prompt_tokens=budget,
-        )  # fmt: skip
+        )
     return pd.DataFrame({"generated": replies})
 
 

@@ -20,14 +20,23 @@ import matplotlib
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
+from sftlab.data.cleaning import CJK
+
 log = logging.getLogger(__name__)
 
 # Fonts with Chinese glyphs, tried in order (Linux packages, then Windows and macOS fonts).
 CJK_FONTS = (
-    "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
-    "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC",
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Microsoft YaHei",
+    "SimHei",
+    "PingFang SC",
+    "Heiti SC",
     "Arial Unicode MS",
-)  # fmt: skip
+)
 
 
 @functools.cache
@@ -170,8 +179,6 @@ def _step_to_epoch(steps: pd.DataFrame, per_epoch: pd.Series) -> pd.Series:
 
 
 def _has_cjk(texts: list[str]) -> bool:
-    from sftlab.data.cleaning import CJK
-
     return any(CJK.search(t) for t in texts)
 
 

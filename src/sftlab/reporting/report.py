@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sftlab.config.metric_names import safe_label
 from sftlab.utils.files import write_text
 
 
@@ -46,8 +47,6 @@ def print_metrics(
 
 def per_class_table(metrics: dict[str, Any], label_names: list[str]) -> list[dict[str, Any]]:
     """Support, precision, recall and F1 per label; precision comes from the confusion matrix."""
-    from sftlab.config.checks import safe_label
-
     cm = metrics.get("test/confusion_matrix") or []
     rows = []
     for i, name in enumerate(label_names):
@@ -74,7 +73,7 @@ def write_report(
 
     The curves come from the CSV logger's ``csv/metrics.csv`` (kept next to W&B too).
     """
-    from sftlab.reporting import plots
+    from sftlab.reporting import plots  # matplotlib (0.7 s) loads only when a report is drawn
 
     run_dir = Path(run_dir)
     figures = run_dir / "report"

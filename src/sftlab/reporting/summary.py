@@ -203,7 +203,7 @@ def write_markdown(
 
 def summarize(sweep_dir: Path, metric: str = "test/f1_macro") -> list[Job]:
     """Write summary.csv, summary.md and the plots into ``sweep_dir``; return the jobs."""
-    from sftlab.reporting import plots
+    from sftlab.reporting import plots  # matplotlib (0.7 s) loads only when a summary is drawn
 
     sweep_dir = Path(sweep_dir)
     jobs = collect_jobs(sweep_dir)

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from sftlab.reporting.summary import summarize
+from sftlab.utils import signals
+from sftlab.utils.cli import interrupted_line
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +33,6 @@ def run_in_sweep(
     The sweep goes on with the next job; the summary lists this one as failed, and the Optuna
     sweeper records the trial as failed (its objective is NaN, see ``fail_nan_trials``).
     """
-    from sftlab.utils import signals
-
     signals.install()
     try:
         return fn(cfg)
@@ -48,12 +52,6 @@ def run_in_sweep(
 def _stop_sweep(stop: BaseException) -> None:
     """Write the summary of the jobs so far (Hydra's end-of-sweep callback will not run), say how
     to resume the stopped job, exit 143 / 130."""
-    import sys
-
-    from hydra.core.hydra_config import HydraConfig
-
-    from sftlab.utils.cli import interrupted_line
-
     _finish_wandb()
     hydra_cfg = HydraConfig.get()
     summary = (hydra_cfg.callbacks or {}).get("sweep_summary") or {}
@@ -80,8 +78,6 @@ def objective(metrics: dict[str, float] | None, key: str) -> float:
 
 def _finish_wandb() -> None:
     """A job that died mid-run must not leave its W&B run open for the next job."""
-    import sys
-
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish(exit_code=1)
@@ -131,8 +127,6 @@ class SweepSummary(Callback):
             self.write(Path(config.hydra.sweep.dir))
 
     def write(self, sweep_dir: Path) -> None:
-        from sftlab.reporting.summary import summarize
-
         try:
             jobs = summarize(sweep_dir, self.metric)
         except Exception:  # noqa: BLE001 - the runs are done; a summary bug must not hide them

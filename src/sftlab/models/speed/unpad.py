@@ -46,9 +46,13 @@ def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=N
         return x[0].index_select(1, index).view(heads, batch, longest, dim).transpose(0, 1)
 
     out = F.scaled_dot_product_attention(
-        pad(query), pad(key), pad(value), attn_mask=mask[:, None, None, :],
-        dropout_p=dropout, scale=scaling,
-    )  # fmt: skip
+        pad(query),
+        pad(key),
+        pad(value),
+        attn_mask=mask[:, None, None, :],
+        dropout_p=dropout,
+        scale=scaling,
+    )
     out = out.transpose(1, 2).reshape(batch * longest, heads, dim).index_select(0, valid)
     return out.unsqueeze(0), None
 
