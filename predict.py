@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from sftlab.inference.predict import predict
-from sftlab.utils.cli import quote_non_ascii, run_or_exit
+from sftlab.utils.cli import hide_secrets, quote_non_ascii, run_or_exit
 from sftlab.utils.setup import setup
 
 
@@ -17,5 +17,6 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv = quote_non_ascii(sys.argv)  # Hydra rejects unquoted non-ASCII values: 评论
+    sys.argv = hide_secrets(sys.argv)  # Hydra and W&B write the overrides; the values stay out
     setup()
     main()

@@ -10,12 +10,14 @@ from omegaconf import DictConfig
 from sftlab.config.checks import check_config, resolve_metric
 from sftlab.reporting.sweep import objective, run_in_sweep
 from sftlab.training.hydra_ddp import ddp_job
-from sftlab.utils.cli import quote_non_ascii, run_or_exit
+from sftlab.utils.cli import hide_secrets, quote_non_ascii, run_or_exit
+from sftlab.utils.secrets import mask_hydra
 from sftlab.utils.setup import setup
 
 
 def checked(cfg: DictConfig) -> bool:
     """The config check, before torch, Lightning and transformers load (seconds, not 15)."""
+    mask_hydra(cfg)  # a job that fails the check keeps its .hydra/: no secret in it
     check_config(cfg)
     return True
 
@@ -43,5 +45,6 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv = quote_non_ascii(sys.argv)  # Hydra rejects unquoted non-ASCII values: 评论
+    sys.argv = hide_secrets(sys.argv)  # Hydra and W&B write the overrides; the values stay out
     setup()
     main()

@@ -34,23 +34,7 @@ def write_config(run: RunPlan) -> None:
     """``config.yaml`` (resolved, secrets masked); the secrets also leave Hydra's ``.hydra/``."""
     values = OmegaConf.to_container(run.cfg, resolve=True)
     write_text(run.out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(secrets.masked(values))))
-    mask_hydra(run.cfg, run.out)
-
-
-def mask_hydra(cfg: DictConfig, out: Path | None = None) -> None:
-    """Mask the secrets in what Hydra wrote before sftlab ran (``.hydra/*.yaml``)."""
-    hidden = secrets.secret_values(OmegaConf.to_container(cfg, resolve=True))
-    for folder in {_hydra_dir() / ".hydra", *([out / ".hydra"] if out else [])}:
-        secrets.mask_files(folder, hidden)
-
-
-def _hydra_dir() -> Path:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir)
-    except (ValueError, ImportError):
-        return Path("/nonexistent")
+    secrets.mask_hydra(run.cfg, run.out)
 
 
 def fit(

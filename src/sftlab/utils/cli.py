@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sftlab.utils import signals
+from sftlab.utils import secrets, signals
 from sftlab.utils.errors import SftlabError
 
 log = logging.getLogger("sftlab")
@@ -76,3 +76,13 @@ def quote_non_ascii(argv: list[str]) -> list[str]:
         )
         out.append(f"{key}={quoted}")
     return out
+
+
+def hide_secrets(argv: list[str]) -> list[str]:
+    """``argv`` with the secret overrides' values moved into the environment (see
+    ``secrets.to_environment``); one line and exit 2 for a secret it cannot move."""
+    try:
+        return secrets.to_environment(argv, os.environ)
+    except SftlabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
