@@ -83,7 +83,7 @@ def test_multirun_learning_curve_with_a_failed_job(tmp_path):
     """3 sizes x 2 seeds; train_size=2 is below the number of labels, so those jobs fail."""
     sweep = tmp_path / "sweep"
     result = run_multirun(*FAST, "data.train_size=2,24,48", "seed=1,2", f"hydra.sweep.dir={sweep}")
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]  # some jobs failed
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert len(rows) == 6
     by_size = {}
@@ -107,6 +107,35 @@ def test_multirun_learning_curve_with_a_failed_job(tmp_path):
     assert (sweep / "0" / "error.txt").exists() and not (sweep / "0" / "metrics.json").exists()
     assert (sweep / "summary.png").exists() and (sweep / "learning_curve.png").exists()
     assert "2 failed" in (sweep / "summary.md").read_text()
+
+
+def test_a_sweep_with_a_failed_job_exits_1_after_its_summary_and_names_the_job(tmp_path):
+    """data.train_size=2 passes composition and fails inside the job (fewer rows than labels)."""
+    sweep = tmp_path / "sweep"
+    result = run_multirun(
+        *TINY, "trainer.fast_dev_run=true", "data.train_size=2,24", f"hydra.sweep.dir={sweep}"
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "1 failed" in (sweep / "summary.md").read_text()
+    named = [line for line in result.stderr.splitlines() if line.startswith("sweep: ")]
+    assert named == [
+        f"sweep: 1 of 2 jobs failed: #0 data.train_size=2 ({sweep / '0' / 'error.txt'})"
+    ]
+    assert (sweep / "1" / "metrics.json").is_file()  # the sweep went on after the failure
+
+
+def test_sweep_exit_status_comes_from_the_jobs_on_disk(tmp_path):
+    from omegaconf import OmegaConf
+
+    from sftlab.reporting.sweep import SweepSummary
+
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    fake_job(tmp_path, 0, ["seed=1"], {"test/f1_macro": 0.5})
+    SweepSummary(enabled=False).on_multirun_end(config)  # all good: no exit
+    fake_job(tmp_path, 1, ["seed=2"], None)
+    with pytest.raises(SystemExit) as stop:
+        SweepSummary(enabled=False).on_multirun_end(config)
+    assert stop.value.code == 1
 
 
 def test_a_stopped_sweep_summarizes_its_finished_jobs_and_exits_143(tmp_path):
@@ -184,7 +213,7 @@ def test_optuna_search_survives_a_failed_trial(tmp_path):
         "hydra.sweeper.n_trials=3",
         f"hydra.sweep.dir={sweep}",
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]  # the search went on, then said so
     jobs = collect_jobs(sweep)
     assert len(jobs) == 3
     failed = [j for j in jobs if not j.ok]

@@ -32,7 +32,7 @@ SECRETS = {
 IN_FILE = "fourth-secret-from-a-file-4444"
 OVERRIDES = [f"+{key}={value}" for key, value in SECRETS.items()]
 VALUES = [*SECRETS.values(), IN_FILE]
-SWEEP_WITH_A_FAILED_JOB = 0  # the exit status of a sweep in which a job failed
+SWEEP_WITH_A_FAILED_JOB = 1  # the exit status of a sweep in which a job failed
 
 
 def test_everything_under_secrets_is_masked_whatever_its_name():

@@ -1,7 +1,8 @@
 """Multirun glue: a failed job does not end the sweep, and the sweep ends with a summary.
 
 ``SweepSummary`` is a Hydra callback (``hydra.callbacks`` in conf/train.yaml): after the last job
-of ``python train.py -m ...`` it writes summary.csv, summary.md and plots into the multirun dir.
+of ``python train.py -m ...`` it writes summary.csv, summary.md and plots into the multirun dir;
+then, if any job failed, it names them in one line and the sweep exits 1.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from sftlab.reporting.summary import summarize
+from sftlab.reporting.summary import Job, collect_jobs, summarize
 from sftlab.utils import signals
 from sftlab.utils.cli import interrupted_line
 
@@ -30,8 +31,9 @@ def run_in_sweep(
 ) -> dict[str, float] | None:
     """Run one sweep job; on any error log it, leave ``error.txt`` in the job dir and return None.
 
-    The sweep goes on with the next job; the summary lists this one as failed, and the Optuna
-    sweeper records the trial as failed (its objective is NaN, see ``fail_nan_trials``).
+    The sweep goes on with the next job; the summary lists this one as failed, the Optuna
+    sweeper records the trial as failed (its objective is NaN, see ``fail_nan_trials``), and the
+    sweep exits 1 at its end (``SweepSummary``).
     """
     signals.install()
     try:
@@ -123,8 +125,14 @@ class SweepSummary(Callback):
             fail_nan_trials()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
         if self.enabled:
-            self.write(Path(config.hydra.sweep.dir))
+            self.write(sweep_dir)
+        jobs = collect_jobs(sweep_dir)
+        failed = [job for job in jobs if not job.ok]
+        if failed:  # a scheduler or CI must see that the sweep is not all good
+            print(failed_line(failed, len(jobs)), file=sys.stderr)
+            sys.exit(1)
 
     def write(self, sweep_dir: Path) -> None:
         try:
@@ -140,3 +148,12 @@ class SweepSummary(Callback):
                 len(jobs),
                 failed,
             )
+
+
+def failed_line(failed: list[Job], total: int) -> str:
+    """One line naming the failed jobs: number, the overrides that set each apart, where to look."""
+    names = []
+    for job in failed:
+        where = job.dir / "error.txt" if (job.dir / "error.txt").is_file() else job.dir
+        names.append(f"#{job.num} {','.join(job.varying) or 'defaults'} ({where})")
+    return f"sweep: {len(failed)} of {total} jobs failed: {'; '.join(names)}"
