@@ -88,11 +88,12 @@ def test_masked_yaml_files_stay_valid_yaml(tmp_path):
     """``key: ***`` would be a YAML alias: Hydra's files are masked value by value."""
     secret = "hf_a-secret-5555"
     (tmp_path / "config.yaml").write_text(
-        f"secrets:\n  hf_token: {secret}\nx: ${{oc.env:A}}\ntask:\n- +secrets.hf_token={secret}\n"
+        f"secrets:\n  hf_token: {secret}\n  pin: 123456\nx: ${{oc.env:A}}\n"
+        f"task:\n- +secrets.hf_token={secret}\n"
     )
-    mask_files(tmp_path, [secret])
+    mask_files(tmp_path, [secret, "123456"])
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == {
-        "secrets": {"hf_token": MASK},
+        "secrets": {"hf_token": MASK, "pin": MASK},
         "x": "${oc.env:A}",
         "task": [f"+secrets.hf_token={MASK}"],
     }

@@ -141,7 +141,10 @@ def _mask_strings(value: Any, secrets: list[str]) -> Any:
         return {k: _mask_strings(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
         return [_mask_strings(v, secrets) for v in value]
-    return mask_text(value, secrets) if isinstance(value, str) else value
+    if isinstance(value, str):
+        return mask_text(value, secrets)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return MASK if number and str(value) in secrets else value  # secrets.pin: 123456
 
 
 def to_environment(argv: list[str], environ: MutableMapping[str, str]) -> list[str]:
