@@ -4,6 +4,9 @@ against 1 process, every strategy under DDP, and a multirun of DDP jobs."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,7 +15,7 @@ from torch.nn import functional as F
 from sftlab.inference.predictor import load_predictor
 from sftlab.tasks.metrics import multilabel_metrics, regression_metrics
 from sftlab.tasks.multilabel import best_threshold
-from tests.conftest import ASSETS
+from tests.conftest import ASSETS, ROOT
 from tests.helpers.ddp_run import DDP, as_tensor, ddp_run, one_process_outputs, run_train, stored
 
 pytestmark = pytest.mark.slow
@@ -122,3 +125,37 @@ def test_multirun_with_ddp_makes_one_sweep(tmp_path):
         assert f"seed: {seed}" in (sweep / job / "config.yaml").read_text()
     summary = (sweep / "summary.csv").read_text().splitlines()
     assert len(summary) == 3  # a header and one row per job
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output", ["file", "pipe"])
+def test_ddp_with_output_not_a_terminal_finishes(tmp_path, output):
+    """Piped or redirected, the per-epoch console lines replace the progress bar; reading the
+    epoch's metrics is a collective, so every rank must take part (it hung on rank 0 alone)."""
+    run = tmp_path / "run"
+    args = [
+        *DDP,
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=true",
+        f"hydra.run.dir={run}",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    command = [sys.executable, str(ROOT / "train.py"), *args]
+    if output == "file":
+        log = tmp_path / "log.txt"
+        with log.open("w") as out:
+            code = subprocess.run(
+                command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=300
+            ).returncode
+        text = log.read_text()
+    else:
+        result = subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        code, text = result.returncode, result.stdout + result.stderr
+    assert code == 0, text[-3000:]
+    assert text.count("epoch 2/2") == 1  # rank 0 prints, once per epoch
+    assert (run / "metrics.json").is_file()

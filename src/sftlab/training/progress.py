@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 import lightning.pytorch as L
@@ -43,17 +44,17 @@ class EpochLines(Callback):
     """``epoch 2/3  train/loss_epoch 0.412  val/loss 0.398  val/acc 0.861  val/f1_macro 0.812  (41 s)``."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        import time
-
         self._started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        import time
-
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
             return
-        metrics = trainer.callback_metrics
-        parts = [f"{key} {float(metrics[key]):.4f}" for key in SHOWN if key in metrics]
+        # Every rank reads the metrics: computing a value logged with sync_dist is a collective,
+        # and one run on rank 0 alone waits forever for the others (DDP piped into a file).
+        metrics = {key: float(v) for key, v in trainer.callback_metrics.items() if key in SHOWN}
+        if not trainer.is_global_zero:
+            return
+        parts = [f"{key} {metrics[key]:.4f}" for key in SHOWN if key in metrics]
         seconds = time.perf_counter() - getattr(self, "_started", time.perf_counter())
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
         print(
