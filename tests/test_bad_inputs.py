@@ -108,6 +108,33 @@ CASES = [
         _train("trainer.max_epochs=two"),
         r"trainer.max_epochs='two' has the wrong type",
     ),
+    # Values of the right type outside their range (config.ranges): refused before any data is read.
+    (
+        "unlimited epochs without max_steps",
+        _train("trainer.max_epochs=-1"),
+        r"trainer.max_epochs=-1 trains without an end, .*set trainer.max_steps=N",
+    ),
+    (
+        "warmup longer than the run",
+        _train("scheduler.warmup_ratio=5"),
+        r"scheduler.warmup_ratio must be a number in \[0, 1\), got 5",
+    ),
+    ("negative lr", _train("optimizer.lr=-0.1"), r"optimizer.lr must be a number > 0, got -0.1"),
+    (
+        "dropout above 1",
+        _train("model.dropout=2.0"),
+        r"model.dropout must be a number in \[0, 1\) or null, got 2.0",
+    ),
+    (
+        "no devices",
+        _train("trainer.devices=0"),
+        r"trainer.devices must be a count >= 1, -1 \(every device\), 'auto' or a list",
+    ),
+    (
+        "max_length too short",
+        _train("data.max_length=4"),
+        r"data.max_length must be a number of tokens >= 8 or 'auto', got 4",
+    ),
     (
         "unknown trainer key",
         _train("+trainer.max_epoch=3"),

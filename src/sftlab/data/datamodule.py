@@ -267,6 +267,8 @@ class TextDataModule(ResumableData, L.LightningDataModule):
             return
         if self.config.max_length == AUTO:
             self.config.max_length = self.auto_max_length()
+        else:
+            self.config.max_length = within_positions(self.config.max_length, self.tokenizer)
         key = (
             None
             if self._rows_key is None
@@ -356,6 +358,22 @@ class TextDataModule(ResumableData, L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
+
+
+def within_positions(max_length: int, tokenizer: PreTrainedTokenizerBase) -> int:
+    """``data.max_length``, lowered (with a warning) to the model's positions, which
+    ``load_tokenizer`` made the tokenizer's ``model_max_length``: a longer text would index
+    past the position embeddings in the middle of training."""
+    limit = tokenizer.model_max_length
+    if isinstance(limit, int) and 0 < limit < max_length:
+        log.warning(
+            "data.max_length=%d is more than the model's %d positions: texts are cut at %d tokens",
+            max_length,
+            limit,
+            limit,
+        )
+        return limit
+    return max_length
 
 
 def model_length_limit(tokenizer: PreTrainedTokenizerBase) -> int:
