@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -137,6 +138,7 @@ class DataConfig:
         if self.sampler not in {None, "balanced"}:
             raise SftlabError(f"data.sampler must be null or 'balanced', got '{self.sampler}'")
         check_task(self)
+        check_encoding(self.encoding, "data.encoding")
         if self.max_chars is None:
             self.max_chars = 32 * (AUTO_CAP if self.max_length == AUTO else self.max_length)
         self.cleaning = list(self.cleaning or [])
@@ -155,6 +157,16 @@ class DataConfig:
                 f"unknown key data.{unknown[0]}: the data config takes {', '.join(sorted(known))}"
             )
         return cls(**values)
+
+
+def check_encoding(name: str, key: str) -> None:
+    """An encoding name Python knows, before any file is opened with it."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise SftlabError(
+            f"{key}={name} is not an encoding Python knows: use e.g. utf-8, latin-1 or gb18030"
+        ) from None
 
 
 def check_task(cfg: DataConfig) -> None:

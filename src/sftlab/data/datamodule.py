@@ -66,7 +66,8 @@ class TextDataModule(ResumableData, L.LightningDataModule):
         if self.frames:
             return self.frames
         cfg = self.config
-        self._rows_key = cache.rows_key(cfg)
+        # No cache, no key: the files are not read twice (hashing, then parsing).
+        self._rows_key = cache.rows_key(cfg) if self.cache.root else None
         entry = self.cache.get_or_build(self._rows_key, "rows", self._prepare_rows)
         for message in entry["messages"]:
             log.warning(message)
