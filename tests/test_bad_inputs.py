@@ -3,8 +3,12 @@ nothing, and leaves an earlier run dir exactly as it was (README: Troubleshootin
 
 from __future__ import annotations
 
+import gzip
+import io
+import os
 import shutil
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import pytest
@@ -90,6 +94,33 @@ def _export(*argv: str):
     return go
 
 
+def _truncated_gz(tmp: Path, earlier):
+    data = gzip.compress((earlier[0] / "data" / "train.csv").read_bytes())
+    (tmp / "rows.csv.gz").write_bytes(data[: len(data) // 2])
+    _train("data.path={tmp}/rows.csv.gz")(tmp, earlier)
+
+
+def _unreadable(tmp: Path, earlier):
+    """Reading the data file raises PermissionError (chmod 000 for anyone but root)."""
+    path = shutil.copy(earlier[0] / "data" / "train.csv", tmp / "rows.csv")
+    real_open = io.open
+
+    def guarded(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.fspath(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(file, *args, **kwargs)
+
+    with mock.patch("io.open", guarded), mock.patch("builtins.open", guarded):
+        _train("data.path={tmp}/rows.csv")(tmp, earlier)
+
+
+def _truncated_last_checkpoint(tmp: Path, earlier):
+    copy = shutil.copytree(earlier[1], tmp / "stopped")
+    last = copy / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    _train("resume={tmp}/stopped")(tmp, earlier)
+
+
 def _corrupt_checkpoint(tmp: Path, earlier):
     copy = shutil.copytree(earlier[0], tmp / "copy")
     (copy / "checkpoints" / "best.ckpt").write_bytes(b"not a checkpoint")
@@ -107,6 +138,33 @@ CASES = [
         "max_epochs not a number",
         _train("trainer.max_epochs=two"),
         r"trainer.max_epochs='two' has the wrong type",
+    ),
+    # Values of the right type outside their range (config.ranges): refused before any data is read.
+    (
+        "unlimited epochs without max_steps",
+        _train("trainer.max_epochs=-1"),
+        r"trainer.max_epochs=-1 trains without an end, .*set trainer.max_steps=N",
+    ),
+    (
+        "warmup longer than the run",
+        _train("scheduler.warmup_ratio=5"),
+        r"scheduler.warmup_ratio must be a number in \[0, 1\), got 5",
+    ),
+    ("negative lr", _train("optimizer.lr=-0.1"), r"optimizer.lr must be a number > 0, got -0.1"),
+    (
+        "dropout above 1",
+        _train("model.dropout=2.0"),
+        r"model.dropout must be a number in \[0, 1\) or null, got 2.0",
+    ),
+    (
+        "no devices",
+        _train("trainer.devices=0"),
+        r"trainer.devices must be a count >= 1, -1 \(every device\), 'auto' or a list",
+    ),
+    (
+        "max_length too short",
+        _train("data.max_length=4"),
+        r"data.max_length must be a number of tokens >= 8 or 'auto', got 4",
     ),
     (
         "unknown trainer key",
@@ -204,6 +262,28 @@ CASES = [
         "resume with fast_dev_run",
         _train("resume={stopped}", "trainer.fast_dev_run=true"),
         r"trainer.fast_dev_run saves no checkpoints",
+    ),
+    # File faults (sftlab.utils.files.reading): the file, the cause and the fix in one line.
+    (
+        "truncated .csv.gz",
+        _truncated_gz,
+        r"cannot read .*rows.csv.gz: it is truncated or corrupt \(Compressed file ended",
+    ),
+    (
+        "unreadable data file",
+        _unreadable,
+        r"cannot read .*rows.csv: permission denied: make it readable \(chmod a\+r",
+    ),
+    (
+        "unknown encoding",
+        _train("data.encoding=klingon"),
+        r"data.encoding=klingon is not an encoding Python knows: use e.g. utf-8",
+    ),
+    (
+        "resume from a truncated last.ckpt",
+        _truncated_last_checkpoint,
+        r"cannot read the checkpoint .*last.ckpt: it is truncated or corrupt .*: restore it, or "
+        r"start a new run without resume=",
     ),
     (
         "re-export a corrupt checkpoint",

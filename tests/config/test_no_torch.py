@@ -4,6 +4,7 @@ transformers are imported, for every task."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,50 @@ def test_a_bad_value_is_refused_before_torch(task):
     result = _check([*TASKS[task], "optimizer.lr=fast"])
     assert result["outcome"].startswith("error: optimizer.lr")
     assert result["heavy"] == []
+
+
+# Values of the right type that used to fail late (after the data and the model were loaded,
+# leaving a run dir): each is refused by its range, in one line, before torch loads.
+OUT_OF_RANGE = {
+    "trainer.max_epochs=-1": "trainer.max_epochs=-1 trains without an end",
+    "scheduler.warmup_ratio=5": "scheduler.warmup_ratio must be a number in [0, 1), got 5",
+    "optimizer.lr=-0.1": "optimizer.lr must be a number > 0, got -0.1",
+    "model.dropout=2.0": "model.dropout must be a number in [0, 1) or null, got 2.0",
+    "trainer.devices=0": "trainer.devices must be a count >= 1, -1 (every device), 'auto'",
+}
+
+
+@pytest.mark.parametrize("override", sorted(OUT_OF_RANGE))
+def test_a_value_out_of_range_is_refused_before_torch(override):
+    result = _check([override])
+    assert result["outcome"].startswith(f"error: {OUT_OF_RANGE[override]}")
+    assert "\n" not in result["outcome"]
+    assert result["heavy"] == []
+
+
+@pytest.mark.parametrize("override", ["trainer.max_epochs=-1", "optimizer.lr=-0.1"])
+def test_train_py_refuses_it_in_one_line_and_leaves_no_run_dir(override, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            str(ROOT / "train.py"),
+            override,
+            f"hydra.run.dir={run}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {OUT_OF_RANGE[override]}")
+    assert "Traceback" not in result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert not {"torch", "lightning", "transformers"} & imported
+    assert not run.exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
+import gzip
+import io
 import logging
 import os
 import subprocess
@@ -11,6 +14,7 @@ import pandas as pd
 import pytest
 
 from sftlab.data.datamodule import DataConfig, TextDataModule
+from sftlab.data.tables import read_table
 from sftlab.models.backbone import load_tokenizer
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ROOT, TINY_CSV
@@ -173,3 +177,83 @@ def test_unknown_split_in_a_saved_dataset(tokenizer, tmp_path):
     fails(
         make_dm(tokenizer, path=str(tmp_path / "ds")), r"has no 'train' split \(it has training\)"
     )
+
+
+# -- file faults: one line naming the file and the fix (sftlab.utils.files.reading) ----------
+def _truncated_gz(tmp_path):
+    data = gzip.compress(TINY_CSV.read_bytes())
+    path = tmp_path / "rows.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _deny(monkeypatch, path):
+    """Reads of ``path`` raise PermissionError, as chmod 000 does for a user other than root
+    (the tests may run as root, whom chmod does not stop)."""
+    real_open = io.open
+
+    def guarded(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.fspath(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", guarded)
+    monkeypatch.setattr(builtins, "open", guarded)
+
+
+@pytest.mark.parametrize("cache_dir", [None, "tmp"])
+def test_an_unreadable_data_file_is_one_line(tokenizer, tmp_path, monkeypatch, cache_dir):
+    path = write(tmp_path, rows())
+    dm = make_dm(tokenizer, path=str(path), cache_dir=str(tmp_path / "c") if cache_dir else None)
+    _deny(monkeypatch, path)
+    message = fails(dm, f"cannot read {path}: permission denied: make it readable")
+    assert message.endswith("or set data.path to a complete file you can read")
+
+
+def test_a_truncated_compressed_file_is_one_line(tokenizer, tmp_path):
+    path = _truncated_gz(tmp_path)
+    fails(
+        make_dm(tokenizer, path=str(path)),
+        rf"cannot read {path}: it is truncated or corrupt \(Compressed file ended .*\): "
+        r"set data.path to a complete file you can read$",
+    )
+
+
+def test_an_unknown_encoding_is_refused_before_any_file_is_read():
+    with pytest.raises(SftlabError, match="data.encoding=klingon is not an encoding Python knows"):
+        DataConfig.from_dict({"source": "files", "path": "x.csv", "encoding": "klingon"})
+
+
+def test_an_unknown_input_encoding_names_its_setting(tmp_path):
+    """predict.py's ``encoding``: no DataConfig checks it; the reader names the setting."""
+    path = write(tmp_path, rows())
+    with pytest.raises(SftlabError, match=r"unknown encoding: klingon: set encoding to an") as e:
+        read_table(path, "klingon", key="input")
+    assert str(e.value).startswith(f"cannot read {path}: ")
+
+
+def test_cli_truncated_file_exits_2_in_one_line_and_leaves_no_run_dir(tmp_path):
+    path = _truncated_gz(tmp_path)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "model=tiny_bert",
+            "data=files",
+            f"data.path={path}",
+            "data.cache_dir=null",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: cannot read {path}: it is truncated")
+    assert "Traceback" not in result.stderr
+    assert not run_dir.exists()

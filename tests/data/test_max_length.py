@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from transformers import BertConfig, RobertaConfig
 
+from sftlab import train
 from sftlab.config.data import DataConfig
 from sftlab.data.datamodule import TextDataModule, model_length_limit
-from sftlab.models.backbone import load_tokenizer
+from sftlab.models.backbone import load_tokenizer, max_positions
 from sftlab.utils.errors import SftlabError
 from tests.conftest import compose_cfg
 
@@ -77,10 +79,10 @@ def test_runs_record_the_number_auto_resolved_to(tiny_cfg):
     assert f"max_length: {saved['max_length']}" in (out / "config.yaml").read_text()
 
 
-@pytest.mark.parametrize("bad", ["big", 1, True])
+@pytest.mark.parametrize("bad", ["big", 1, 7, True])
 def test_bad_max_length_is_one_clear_error(bad):
     with pytest.raises(
-        SftlabError, match="data.max_length must be a number of tokens >= 2 or 'auto'"
+        SftlabError, match="data.max_length must be a number of tokens >= 8 or 'auto'"
     ):
         DataConfig(source="files", max_length=bad)
 
@@ -88,3 +90,38 @@ def test_bad_max_length_is_one_clear_error(bad):
 def test_generation_refuses_auto():
     with pytest.raises(SftlabError, match="max_length=auto is for classification"):
         DataConfig(source="files", task="generation", max_length="auto")
+
+
+# -- a number above the model's positions ------------------------------------------------------
+def test_max_length_above_the_model_positions_is_cut_to_them(tiny_cfg, tmp_path, caplog):
+    """It used to be accepted, then fail with an IndexError in the position embeddings in the
+    middle of training (texts over 512 tokens); now it is lowered, with one warning line."""
+    path = _long_csv(tmp_path, n=40)
+    cfg = tiny_cfg(f"data.path={path}", "data.max_length=100000", "trainer.fast_dev_run=true")
+    with caplog.at_level("WARNING"):
+        train(cfg)
+    warned = [r.getMessage() for r in caplog.records if "data.max_length=100000" in r.getMessage()]
+    assert warned == [
+        "data.max_length=100000 is more than the model's 512 positions: texts are cut at 512 tokens"
+    ]
+    assert "max_length: 512" in (Path(cfg.output_dir) / "config.yaml").read_text()
+
+
+def test_the_tokenizer_limit_is_the_model_positions(tmp_path):
+    """A model with fewer positions than its tokenizer's limit: both auto and a number stay in them."""
+    cfg = compose_cfg(["model=tiny_bert", "model.config.max_position_embeddings=64"])
+    tokenizer = load_tokenizer(cfg.model)
+    assert tokenizer.model_max_length == 64
+    values = {**dict(compose_cfg(["data=files", f"data.path={_long_csv(tmp_path)}"]).data)}
+    for asked in ("auto", 300):
+        config = DataConfig.from_dict({**values, "cache_dir": None, "max_length": asked})
+        dm = TextDataModule(config, tokenizer)
+        dm.setup("fit")
+        assert dm.config.max_length <= 64
+        assert max(dm.datasets["train"].lengths) <= 64
+
+
+def test_roberta_positions_start_after_the_padding_index():
+    assert max_positions(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+    assert max_positions(BertConfig(max_position_embeddings=512)) == 512
+    assert max_positions(None) is None

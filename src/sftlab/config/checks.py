@@ -2,7 +2,8 @@
 
 One pass over what would otherwise fail deep inside a run (after tokenizing, loading the model,
 creating a W&B run): value types against the signatures of the classes the config instantiates
-(``trainer.*``, ``optimizer.*``, ``scheduler.*``) and the data config's fields, unknown keys,
+(``trainer.*``, ``optimizer.*``, ``scheduler.*``) and the data config's fields, the range of
+every numeric value (``config.ranges``), unknown keys,
 ``monitor`` / ``optimized_metric`` names the task never logs, and options that cannot act
 together. Each failure is one ``SftlabError`` line naming the key and the fix.
 """
@@ -27,6 +28,7 @@ from sftlab.config.metric_names import (
     resolve_metric,
     safe_label,
 )
+from sftlab.config.ranges import check_ranges
 from sftlab.config.signature import static_signature
 
 __all__ = ["check_config", "check_metric", "resolve_metric", "safe_label"]
@@ -46,18 +48,12 @@ def check_config(cfg: DictConfig) -> None:
             f"monitor_mode must be 'min' or 'max', got {values.get('monitor_mode')!r}"
         )
     _require_type("seed", values.get("seed"), int)
-    every = (values.get("checkpoint") or {}).get("every_n_steps")
-    if every is not None and not (
-        isinstance(every, int) and not isinstance(every, bool) and every > 0
-    ):
-        raise SftlabError(
-            f"checkpoint.every_n_steps must be a positive number of steps or null, got {every!r}"
-        )
     check_distributed_strategy(values.get("trainer") or {})  # e.g. deepspeed without its package
     for group in ("trainer", "optimizer", "scheduler"):
         if values.get(group):
             check_call(group, values[group])
     data = check_data(values.get("data") or {})
+    check_ranges(values)  # the values of the right type, in range (lr > 0, 0 <= dropout < 1...)
     task = data.task
     check_metric("monitor", values.get("monitor"), task, data.labels)
     check_metric("optimized_metric", values.get("optimized_metric"), task, data.labels, final=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sftlab.config.ranges import check_ranges
 from sftlab.utils.errors import SftlabError
 
 # The text cleaning steps sftlab.data.cleaning implements, in its order; the first two are on
@@ -128,22 +130,7 @@ class DataConfig:
             )
         if self.split[0] == 0:
             raise SftlabError("data.split gives no training rows: make its first fraction > 0")
-        if self.train_size is not None and (
-            self.train_size <= 0 or (isinstance(self.train_size, float) and self.train_size > 1)
-        ):
-            raise SftlabError(
-                f"data.train_size must be a count >= 1 or a fraction in (0, 1], got {self.train_size}"
-            )
-        if self.max_length != AUTO and (
-            not isinstance(self.max_length, int)
-            or isinstance(self.max_length, bool)
-            or self.max_length < 2
-        ):
-            raise SftlabError(
-                f"data.max_length must be a number of tokens >= 2 or 'auto', got {self.max_length!r}"
-            )
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise SftlabError("data.batch_size and data.eval_batch_size must be >= 1")
+        check_ranges({"data": vars(self)})  # max_length, batch sizes, train_size, threshold...
         if self.on_bad_rows not in {"drop", "error"}:
             raise SftlabError(
                 f"data.on_bad_rows must be 'drop' or 'error', got '{self.on_bad_rows}'"
@@ -151,6 +138,7 @@ class DataConfig:
         if self.sampler not in {None, "balanced"}:
             raise SftlabError(f"data.sampler must be null or 'balanced', got '{self.sampler}'")
         check_task(self)
+        check_encoding(self.encoding, "data.encoding")
         if self.max_chars is None:
             self.max_chars = 32 * (AUTO_CAP if self.max_length == AUTO else self.max_length)
         self.cleaning = list(self.cleaning or [])
@@ -169,6 +157,16 @@ class DataConfig:
                 f"unknown key data.{unknown[0]}: the data config takes {', '.join(sorted(known))}"
             )
         return cls(**values)
+
+
+def check_encoding(name: str, key: str) -> None:
+    """An encoding name Python knows, before any file is opened with it."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise SftlabError(
+            f"{key}={name} is not an encoding Python knows: use e.g. utf-8, latin-1 or gb18030"
+        ) from None
 
 
 def check_task(cfg: DataConfig) -> None:
@@ -195,8 +193,3 @@ def check_task(cfg: DataConfig) -> None:
                 raise SftlabError(
                     f"data.{key} applies to data.task=generation only: remove it for data.task={cfg.task}"
                 )
-    threshold = cfg.threshold
-    if threshold != "tune" and not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
-        raise SftlabError(
-            f"data.threshold must be a probability in (0, 1) or 'tune', got {threshold!r}"
-        )

@@ -24,7 +24,7 @@ from transformers import PreTrainedTokenizerBase
 from sftlab.config.data import DataConfig
 from sftlab.data.packaged import PACKAGED
 from sftlab.utils.distributed import build_once
-from sftlab.utils.files import atomic_path, write_text
+from sftlab.utils.files import atomic_path, reading, write_text
 from sftlab.utils.paths import resolve
 
 log = logging.getLogger(__name__)
@@ -58,32 +58,38 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _path_digest(path: str | None) -> str | None:
-    """Content hash of a file; sizes and mtimes of a folder's files; None when absent."""
+def _path_digest(path: str | None, key: str) -> str | None:
+    """Content hash of a file; sizes and mtimes of a folder's files; None when absent.
+    ``key``: the setting that names it, for the one-line error when it cannot be read."""
     if not path:
         return ""
     p = Path(resolve(path)).expanduser()
-    if p.is_file():
-        return _file_digest(p)
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file())
-        return _hash(
-            [(str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-        )
+    with reading(p, f"set {key} to a complete file you can read"):
+        if p.is_file():
+            return _file_digest(p)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file())
+            return _hash(
+                [(str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+            )
     return None
 
 
 def rows_key(cfg: DataConfig) -> str | None:
     """The cache key of the prepared rows; None when the source cannot be fingerprinted."""
     if cfg.source == "files":
-        paths = [cfg.path, cfg.validation_path, cfg.test_path]
+        paths = {
+            "data.path": cfg.path,
+            "data.validation_path": cfg.validation_path,
+            "data.test_path": cfg.test_path,
+        }
     elif cfg.source in PACKAGED:
-        paths = [PACKAGED[cfg.source][1]]
+        paths = {"data.source": PACKAGED[cfg.source][1]}
     elif cfg.source == "hub":  # the datasets library keeps its own cache of the download
-        paths = []
+        paths = {}
     else:
         return None
-    digests = [_path_digest(p) for p in paths]
+    digests = [_path_digest(p, key) for key, p in paths.items()]
     if None in digests:
         return None
     settings = {k: getattr(cfg, k) for k in ROW_KEYS}

@@ -66,7 +66,8 @@ class TextDataModule(ResumableData, L.LightningDataModule):
         if self.frames:
             return self.frames
         cfg = self.config
-        self._rows_key = cache.rows_key(cfg)
+        # No cache, no key: the files are not read twice (hashing, then parsing).
+        self._rows_key = cache.rows_key(cfg) if self.cache.root else None
         entry = self.cache.get_or_build(self._rows_key, "rows", self._prepare_rows)
         for message in entry["messages"]:
             log.warning(message)
@@ -267,6 +268,8 @@ class TextDataModule(ResumableData, L.LightningDataModule):
             return
         if self.config.max_length == AUTO:
             self.config.max_length = self.auto_max_length()
+        else:
+            self.config.max_length = within_positions(self.config.max_length, self.tokenizer)
         key = (
             None
             if self._rows_key is None
@@ -356,6 +359,22 @@ class TextDataModule(ResumableData, L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
+
+
+def within_positions(max_length: int, tokenizer: PreTrainedTokenizerBase) -> int:
+    """``data.max_length``, lowered (with a warning) to the model's positions, which
+    ``load_tokenizer`` made the tokenizer's ``model_max_length``: a longer text would index
+    past the position embeddings in the middle of training."""
+    limit = tokenizer.model_max_length
+    if isinstance(limit, int) and 0 < limit < max_length:
+        log.warning(
+            "data.max_length=%d is more than the model's %d positions: texts are cut at %d tokens",
+            max_length,
+            limit,
+            limit,
+        )
+        return limit
+    return max_length
 
 
 def model_length_limit(tokenizer: PreTrainedTokenizerBase) -> int:

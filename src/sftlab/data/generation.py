@@ -29,6 +29,7 @@ from sftlab.data.chat import (
     split_reply,
 )
 from sftlab.data.cleaning import clean_texts
+from sftlab.data.datamodule import within_positions
 from sftlab.data.packing import fill, pack
 from sftlab.data.resumable import ResumableData
 from sftlab.data.sources import load_splits, require_columns
@@ -285,6 +286,7 @@ class GenerationDataModule(ResumableData, L.LightningDataModule):
         if self.datasets:
             return
         cfg = self.config
+        cfg.max_length = within_positions(cfg.max_length, self.tokenizer)
         for name, frame in self.frames.items():
             rows = [
                 encode_pair(self.tokenizer, p, r, cfg.max_length)

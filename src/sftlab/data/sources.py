@@ -17,6 +17,7 @@ import pandas as pd
 from sftlab.data.packaged import PACKAGED, load_airline_sentiment, load_sms_spam  # noqa: F401
 from sftlab.data.tables import first_row, read_table
 from sftlab.utils.errors import SftlabError
+from sftlab.utils.files import reading
 from sftlab.utils.paths import hub_reachable
 
 log = logging.getLogger(__name__)
@@ -90,13 +91,14 @@ def _dataset_dict_splits(dd, where: str) -> dict[str, SplitRows]:
 def load_disk_folder(path: Path) -> dict[str, SplitRows]:
     from datasets import load_from_disk
 
-    try:
-        dd = load_from_disk(str(path))
-    except (FileNotFoundError, ValueError) as e:
-        raise SftlabError(
-            f"{path} is a folder but not one written by datasets' save_to_disk ({type(e).__name__}): "
-            f"point data.path at a file or such a folder"
-        ) from None
+    with reading(path, "point data.path at a save_to_disk folder you can read"):
+        try:
+            dd = load_from_disk(str(path))
+        except (FileNotFoundError, ValueError) as e:
+            raise SftlabError(
+                f"{path} is a folder but not one written by datasets' save_to_disk ({type(e).__name__}): "
+                f"point data.path at a file or such a folder"
+            ) from None
     return _dataset_dict_splits(dd, str(path))
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from sftlab.data.cleaning import CJK
 from sftlab.utils.errors import SftlabError
-from sftlab.utils.files import atomic_path
+from sftlab.utils.files import atomic_path, reading
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")  # read only
@@ -47,6 +47,26 @@ def read_table(path: str | Path, encoding: str = "utf-8", key: str = "data.path"
     path = Path(path).expanduser()
     prefix = key.rpartition(".")[0]
     noun = prefix or key  # "data file", "input file"
+    setting = f"{prefix}.encoding" if prefix else "encoding"
+    with reading(path, f"set {key} to a complete file you can read", encoding_key=setting):
+        df = _read_checked(path, encoding, key, noun, setting)
+    if df.empty:
+        raise SftlabError(
+            f"{noun} file has a header but no rows: {path} (add rows or set {key} to another file)"
+        )
+    df.columns = [str(c) for c in df.columns]
+    for column in df.columns:
+        values = df[column]
+        if values.dtype.kind not in "biufcmM":  # text (or mixed): blank strings are missing
+            blank = values.map(lambda v: isinstance(v, str) and not v.strip())
+            if blank.any():
+                df[column] = values.mask(blank)
+    return df
+
+
+def _read_checked(path: Path, encoding: str, key: str, noun: str, setting: str) -> pd.DataFrame:
+    """The table, or one line saying why not (missing, unknown format, empty, undecodable,
+    unparsable); file faults are left to the caller's ``reading``."""
     if not path.exists():
         raise SftlabError(f"{noun} file not found: {path} (set {key} to an existing file)")
     fmt = table_format(path)
@@ -60,27 +80,14 @@ def read_table(path: str | Path, encoding: str = "utf-8", key: str = "data.path"
     if path.stat().st_size == 0:
         raise SftlabError(empty)
     try:
-        df = _read(path, fmt, encoding)
+        return _read(path, fmt, encoding)
     except pd.errors.EmptyDataError:
         raise SftlabError(empty) from None
     except UnicodeDecodeError as e:
-        setting = f"{prefix}.encoding" if prefix else "encoding"
         raise SftlabError(_decode_error(path, fmt, encoding, e, setting)) from None
-    except (ValueError, pd.errors.ParserError, OSError) as e:
+    except (ValueError, pd.errors.ParserError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SftlabError(f"cannot read {path} as {fmt[1:]}: {first}") from None
-    if df.empty:
-        raise SftlabError(
-            f"{noun} file has a header but no rows: {path} (add rows or set {key} to another file)"
-        )
-    df.columns = [str(c) for c in df.columns]
-    for column in df.columns:
-        values = df[column]
-        if values.dtype.kind not in "biufcmM":  # text (or mixed): blank strings are missing
-            blank = values.map(lambda v: isinstance(v, str) and not v.strip())
-            if blank.any():
-                df[column] = values.mask(blank)
-    return df
 
 
 def _read(path: Path, fmt: str, encoding: str) -> pd.DataFrame:

@@ -85,14 +85,61 @@ def _with_pad_token(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBa
 
 
 def load_tokenizer(model_cfg: dict[str, Any]) -> PreTrainedTokenizerBase:
+    """The model's tokenizer; its ``model_max_length`` is at most the model's positions, so
+    that ``data.max_length`` (auto or a number) never indexes past them."""
     source = model_cfg.get("tokenizer") or model_cfg.get("name_or_path")
     if not source:
         raise SftlabError("model.tokenizer is required when model.name_or_path is null")
     what = "model.tokenizer" if model_cfg.get("tokenizer") else "model.name_or_path"
     where, local = locate(source, what)
     if local:
-        return _with_pad_token(AutoTokenizer.from_pretrained(where, use_fast=True))
-    return _with_pad_token(_from_hub(AutoTokenizer.from_pretrained, where, what, use_fast=True))
+        tokenizer = _with_pad_token(AutoTokenizer.from_pretrained(where, use_fast=True))
+    else:
+        tokenizer = _with_pad_token(
+            _from_hub(AutoTokenizer.from_pretrained, where, what, use_fast=True)
+        )
+    positions = max_positions(read_config(model_cfg, tokenizer))
+    if positions is not None and not 0 < tokenizer.model_max_length <= positions:
+        tokenizer.model_max_length = positions
+    return tokenizer
+
+
+# Architectures whose position ids start after the padding index (RoBERTa's scheme): they take
+# max_position_embeddings - pad_token_id - 1 tokens (514 -> 512).
+PADDING_OFFSET = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "mpnet"}
+
+
+def max_positions(config: PretrainedConfig | None) -> int | None:
+    """The most tokens the model's position embeddings take; None when its config names none."""
+    n = getattr(config, "max_position_embeddings", None)
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        return None
+    if config.model_type in PADDING_OFFSET:
+        n -= (config.pad_token_id or 0) + 1
+    return n
+
+
+def read_config(
+    model_cfg: dict[str, Any], tokenizer: PreTrainedTokenizerBase, **labels: Any
+) -> PretrainedConfig | None:
+    """The model's architecture without its weights: built from ``model.config`` or read from
+    ``model.name_or_path`` (a folder, or a hub name: the cache, else the hub)."""
+    register_pooled()  # a pooled folder (an exported run) loads through the Auto classes
+    if model_cfg.get("config"):
+        arch = dict(model_cfg["config"])
+        model_type = arch.pop("model_type", None)
+        if not model_type:
+            raise SftlabError("model.config needs a model_type (e.g. bert, roberta, llama)")
+        arch.setdefault("vocab_size", len(tokenizer))
+        arch.setdefault("pad_token_id", tokenizer.pad_token_id)
+        return AutoConfig.for_model(model_type, **arch, **labels)
+    name = model_cfg.get("name_or_path")
+    if not name:
+        raise SftlabError("set model.name_or_path (a folder or hub name) or model.config")
+    where, local = locate(name)
+    if local:
+        return AutoConfig.from_pretrained(where, **labels)
+    return _from_hub(AutoConfig.from_pretrained, where, "model.name_or_path", **labels)
 
 
 def _apply_dropout(config: PretrainedConfig, dropout: float | None) -> None:
@@ -113,7 +160,6 @@ def load_model(
     ``model.pooling`` null keeps the backbone's standard head; ``mean`` or ``cls`` puts a
     linear head on the mean-pooled (or first-token) states (``PooledForSequenceClassification``).
     """
-    register_pooled()  # a pooled folder (an exported run) loads through the Auto classes
     pooling = model_cfg.get("pooling")
     if pooling is not None and pooling not in POOLINGS:
         raise SftlabError(f"model.pooling must be null, {' or '.join(POOLINGS)}; got '{pooling}'")
@@ -122,30 +168,13 @@ def load_model(
         "id2label": dict(enumerate(label_names)),
         "label2id": {name: i for i, name in enumerate(label_names)},
     }
+    config = read_config(model_cfg, tokenizer, **labels)
+    _apply_dropout(config, model_cfg.get("dropout"))
     if model_cfg.get("config"):
-        arch = dict(model_cfg["config"])
-        model_type = arch.pop("model_type", None)
-        if not model_type:
-            raise SftlabError("model.config needs a model_type (e.g. bert, roberta, llama)")
-        arch.setdefault("vocab_size", len(tokenizer))
-        arch.setdefault("pad_token_id", tokenizer.pad_token_id)
-        config = AutoConfig.for_model(model_type, **arch, **labels)
-        _apply_dropout(config, model_cfg.get("dropout"))
         if pooling:
             return _pooled(AutoModel.from_config(config), pooling, labels, model_cfg.get("dropout"))
         return AutoModelForSequenceClassification.from_config(config)
-
-    name = model_cfg.get("name_or_path")
-    if not name:
-        raise SftlabError("set model.name_or_path (a folder or hub name) or model.config")
-    where, local = locate(name)
-    loader = AutoConfig.from_pretrained if local else None
-    config = (
-        loader(where, **labels)
-        if loader
-        else _from_hub(AutoConfig.from_pretrained, where, "model.name_or_path", **labels)
-    )
-    _apply_dropout(config, model_cfg.get("dropout"))
+    where, _ = locate(model_cfg["name_or_path"])
     if getattr(config, "pad_token_id", None) is None:  # a decoder pools its last non-pad token
         config.pad_token_id = tokenizer.pad_token_id
     if pooling:

@@ -15,7 +15,7 @@ import lightning.pytorch as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from sftlab.training.resume import LAST, RunPlan
+from sftlab.training.resume import LAST, RunPlan, read_checkpoint
 from sftlab.training.stop_on_signal import StopOnSignal
 from sftlab.utils import secrets
 from sftlab.utils.errors import SftlabError
@@ -116,9 +116,7 @@ def _columns(path: Path) -> list[str]:
 
 def _global_step(ckpt: Path) -> int | None:
     """The optimizer step a checkpoint was saved at (memory-mapped: no weights are read)."""
-    import torch
-
-    step = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True).get("global_step")
+    step = read_checkpoint(ckpt, "start a new run without resume=", mmap=True).get("global_step")
     return None if step is None else int(step)
 
 

@@ -16,17 +16,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sftlab.utils.errors import SftlabError
-from sftlab.utils.files import write_json
+from sftlab.utils.files import reading, write_json
 from sftlab.utils.secrets import MASK
 
 log = logging.getLogger(__name__)
@@ -140,6 +142,12 @@ def _continue(cfg: DictConfig, run_dir: Path) -> RunPlan:
             f"resume={run_dir}: that run finished; its results are in {run_dir / 'metrics.json'}: "
             f"train longer in a new run (trainer.max_epochs=...) without resume="
         )
+    # Lightning reads it only once the data and the model are loaded: check it opens now.
+    read_checkpoint(
+        last,
+        f"restore it, or start a new run without resume= ({run_dir} is left as it is)",
+        mmap=True,
+    )
     own = _own_config(cfg, saved, run_dir)
     state.setdefault("fingerprint", fingerprint(own))
     state.setdefault("wandb_id", uuid.uuid4().hex[:8])
@@ -236,18 +244,23 @@ def checkpoint_callbacks(
     return best, [best, *last]
 
 
-def load_weights(module: Any, ckpt: str | Path) -> None:
-    """The module's weights from a checkpoint, read without unpickling code (``weights_only``)."""
-    import torch
+def read_checkpoint(ckpt: str | Path, fix: str, mmap: bool = False) -> dict[str, Any]:
+    """A Lightning checkpoint's contents, read without unpickling code (``weights_only``);
+    a truncated, foreign or unreadable file is one line naming it and ``fix``. ``mmap``: the
+    tensors stay on disk until used (cheap to open a large one)."""
+    with reading(
+        ckpt, fix, what="the checkpoint", corrupt=(RuntimeError, pickle.UnpicklingError, ValueError)
+    ):
+        state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=mmap)
+    if not isinstance(state, dict):
+        raise SftlabError(f"{ckpt} is not a Lightning checkpoint: {fix}")
+    return state
 
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - truncated, foreign or not a checkpoint at all
-        raise SftlabError(
-            f"cannot read the checkpoint {ckpt}: {str(e).splitlines()[0][:200]}"
-        ) from None
+
+def load_weights(module: Any, ckpt: str | Path) -> None:
+    """The module's weights from a checkpoint."""
+    fix = "pass a run's checkpoints/best.ckpt"
+    state = read_checkpoint(ckpt, fix)
     if "state_dict" not in state:
-        raise SftlabError(
-            f"{ckpt} is not a Lightning checkpoint (no state_dict): pass a run's checkpoints/best.ckpt"
-        )
+        raise SftlabError(f"{ckpt} is not a Lightning checkpoint (no state_dict): {fix}")
     module.load_state_dict(state["state_dict"])

@@ -1,15 +1,70 @@
-"""Writes that never leave half a file or a half-replaced folder behind."""
+"""Writes that never leave half a file or a half-replaced folder behind, and reads of the
+user's files whose faults (permissions, truncation, an unknown encoding) are one line."""
 
 from __future__ import annotations
 
 import json
+import lzma
 import os
 import shutil
 import threading
+import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from sftlab.utils.errors import SftlabError
+
+# What a file that ends early or holds garbage raises from the standard library's readers
+# (gzip and bz2 raise OSErrors without an errno: BadGzipFile, "Invalid data stream").
+CORRUPT = (EOFError, zlib.error, zipfile.BadZipFile, lzma.LZMAError)
+
+
+@contextmanager
+def reading(
+    path: str | Path,
+    fix: str,
+    *,
+    what: str = "",
+    encoding_key: str | None = None,
+    corrupt: tuple[type[BaseException], ...] = (),
+) -> Iterator[None]:
+    """Read a file the user named (data, an input, a checkpoint) inside this block: a fault of
+    the file rather than of its content becomes one ``SftlabError``: ``cannot read <what>
+    <path>: <cause>: <fix>``. ``encoding_key``: the setting to fix for an unknown encoding;
+    ``corrupt``: the reader's own exception types for a truncated or foreign file (torch's zip
+    reader raises RuntimeError)."""
+    try:
+        yield
+    except SftlabError:
+        raise
+    except PermissionError:
+        cause, fix = "permission denied", f"make it readable (chmod a+r {path}), or {fix}"
+    except FileNotFoundError:
+        cause = "no such file"
+    except IsADirectoryError:
+        cause = "it is a folder, not a file"
+    except LookupError as e:  # codecs: an encoding name Python does not know
+        cause = _first_line(e)
+        if encoding_key:
+            fix = f"set {encoding_key} to an encoding Python knows (utf-8, latin-1, gb18030, ...)"
+    except (*CORRUPT, *corrupt) as e:
+        cause = f"it is truncated or corrupt ({_first_line(e)})"
+    except OSError as e:
+        if e.errno is None:  # gzip / bz2: not a compressed stream, or a broken one
+            cause = f"it is truncated or corrupt ({_first_line(e)})"
+        else:
+            cause = e.strerror or _first_line(e)
+    else:
+        return
+    raise SftlabError(f"cannot read {what}{' ' if what else ''}{path}: {cause}: {fix}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 @contextmanager
