@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -159,3 +160,45 @@ def test_ddp_with_output_not_a_terminal_finishes(tmp_path, output):
     assert code == 0, text[-3000:]
     assert text.count("epoch 2/2") == 1  # rank 0 prints, once per epoch
     assert (run / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_sigterm_to_rank_zero_stops_every_rank(tmp_path):
+    """A scheduler's SIGTERM may reach rank 0 only (Lightning starts the other ranks as its
+    children): every rank stops at the same step, saves last.ckpt and exits 143."""
+    run = tmp_path / "run"
+    args = [
+        *DDP,
+        "trainer.max_epochs=200",
+        "trainer.enable_progress_bar=true",
+        f"hydra.run.dir={run}",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    try:
+        for line in proc.stdout:  # training is under way once the first epoch line is printed
+            seen.append(line)
+            if line.startswith("epoch 2/"):
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(seen) + rest
+    assert proc.returncode == 143, output[-3000:]
+    assert "resume" in output
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    leftover = subprocess.run(["pgrep", "-f", str(run)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "a rank is still running"

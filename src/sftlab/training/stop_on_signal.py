@@ -42,8 +42,19 @@ class StopOnSignal(Callback):
         self._previous = {}
         self.stop_if_signalled(trainer, save=False)  # the epoch-end last.ckpt is the resume point
 
+    def _agreed(self, trainer: L.Trainer) -> bool:
+        """Whether any rank was signalled. Under DDP every rank must stop at the same step:
+        one that stopped alone would leave the others waiting in the next collective forever
+        (a signal may reach rank 0 only: Lightning starts the other ranks as its children)."""
+        received = self.received is not None
+        if trainer.world_size > 1:
+            received = trainer.strategy.reduce_boolean_decision(received, all=False)
+            if received and self.received is None:
+                self.received = signal.SIGTERM  # another rank's signal
+        return received
+
     def stop_if_signalled(self, trainer: L.Trainer, save: bool = True) -> None:
-        if self.received is None:
+        if not self._agreed(trainer):
             return
         if save:
             trainer.save_checkpoint(self.checkpoint)
