@@ -15,6 +15,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     quiet_known_warnings()  # the warnings sftlab's runs raise although nothing is wrong
     check_config(cfg)  # before any data is read or file written
     lifecycle.mask_hydra(cfg)  # Hydra wrote the overrides, secrets included, before this ran
-    plan = resume.plan(cfg)  # a new run dir, or the resumed run's own dir and config
+    plan = resume.plan(cfg)  # a new run dir, or the resumed run's own dir and config; locked
     recipe = causal_lm if plan.cfg.data.get("task") == "generation" else classifier
-    return recipe.run(plan.cfg, plan)
+    with lifecycle.session(plan):  # unlocked at the end, on an error and on a signal
+        return recipe.run(plan.cfg, plan)

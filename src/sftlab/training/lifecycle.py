@@ -1,5 +1,6 @@
 """What every training path does around ``trainer.fit``: write the run's config with secrets
-masked, keep ``run.json`` current, resume from ``last.ckpt``, stop cleanly on a signal."""
+masked, keep ``run.json`` current, resume from ``last.ckpt``, stop cleanly on a signal, and
+release the run dir when the run ends (``session``)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,16 @@ def _hydra_dir() -> Path:
         return Path(HydraConfig.get().runtime.output_dir)
     except (ValueError, ImportError):
         return Path("/nonexistent")
+
+
+@contextmanager
+def session(run: RunPlan) -> Iterator[None]:
+    """Around all a run does after its plan (``train(cfg)``): the run dir's lock is released
+    when the run ends, on an error and on a signal."""
+    try:
+        yield
+    finally:
+        run.release()
 
 
 def fit(
