@@ -12,31 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from sftlab.training import resume, run_lock
-from sftlab.training.resume import LAST, RUN_FILE, fingerprint
+from sftlab.training.resume import LAST
 from sftlab.training.run_lock import LOCK_FILE, RunInUse
 from sftlab.utils.errors import SftlabError
-from tests.conftest import TINY, compose_cfg
-
-
-def _cfg(out: Path, *extra: str):
-    return compose_cfg([*TINY, *extra], output_dir=out)
-
-
-def _unfinished_run(run_dir: Path, age: float = 0.0) -> Path:
-    """A run dir as a stopped run leaves it: config.yaml, run.json (interrupted), last.ckpt."""
-    cfg = _cfg(run_dir)
-    (run_dir / "checkpoints").mkdir(parents=True)
-    (run_dir / LAST).write_bytes(b"not read by plan()")
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    (run_dir / RUN_FILE).write_text(
-        json.dumps({"status": "interrupted", "fingerprint": fingerprint(cfg)})
-    )
-    stamp = time.time() - age
-    os.utime(run_dir / LAST, (stamp, stamp))
-    return run_dir
+from tests.helpers.run_dirs import tiny, unfinished_run
 
 
 def _fake_lock(run_dir: Path, pid: int, host: str | None = None, age: float = 0.0) -> Path:
@@ -63,28 +44,28 @@ def _dead_pid() -> int:
 
 
 def test_resume_dir_in_use_is_refused_naming_the_dir_and_the_pid(tmp_path, sleeper):
-    run = _unfinished_run(tmp_path / "run")
+    run = unfinished_run(tmp_path / "run")
     _fake_lock(run, sleeper.pid)
     with pytest.raises(SftlabError) as err:
-        resume.plan(_cfg(tmp_path / "new", f"resume={run}"))
+        resume.plan(tiny(tmp_path / "new", f"resume={run}"))
     line = str(err.value)
     assert "\n" not in line and f"resume={run}" in line and f"pid {sleeper.pid}" in line
     assert json.loads((run / LOCK_FILE).read_text())["pid"] == sleeper.pid  # left alone
 
 
 def test_this_process_holds_a_live_lock_too(tmp_path):
-    run = _unfinished_run(tmp_path / "run")
+    run = unfinished_run(tmp_path / "run")
     _fake_lock(run, os.getpid())
     with pytest.raises(SftlabError, match=f"pid {os.getpid()}"):
-        resume.plan(_cfg(tmp_path / "new", f"resume={run}"))
+        resume.plan(tiny(tmp_path / "new", f"resume={run}"))
 
 
 def test_resume_auto_skips_a_run_in_use_and_takes_the_next(tmp_path, sleeper, caplog):
     runs = tmp_path / "outputs"
-    older = _unfinished_run(runs / "older", age=60)
-    newer = _unfinished_run(runs / "newer")
+    older = unfinished_run(runs / "older", age=60)
+    newer = unfinished_run(runs / "newer")
     _fake_lock(newer, sleeper.pid)
-    cfg = _cfg(tmp_path / "new", "resume=auto", f"runs_dir={runs}")
+    cfg = tiny(tmp_path / "new", "resume=auto", f"runs_dir={runs}")
     with caplog.at_level("WARNING"):
         plan = resume.plan(cfg)
     try:
@@ -101,9 +82,9 @@ def test_resume_auto_skips_a_run_in_use_and_takes_the_next(tmp_path, sleeper, ca
 
 def test_resume_auto_starts_fresh_when_every_unfinished_run_is_in_use(tmp_path, sleeper):
     runs = tmp_path / "outputs"
-    busy = _unfinished_run(runs / "busy")
+    busy = unfinished_run(runs / "busy")
     _fake_lock(busy, sleeper.pid)
-    plan = resume.plan(_cfg(tmp_path / "new", "resume=auto", f"runs_dir={runs}"))
+    plan = resume.plan(tiny(tmp_path / "new", "resume=auto", f"runs_dir={runs}"))
     try:
         assert plan.out == tmp_path / "new" and plan.ckpt is None
         assert (tmp_path / "new" / LOCK_FILE).is_file()
@@ -115,15 +96,15 @@ def test_resume_auto_starts_fresh_when_every_unfinished_run_is_in_use(tmp_path, 
 def test_resume_auto_in_a_dir_in_use_is_refused(tmp_path, sleeper):
     """A requeued job's own dir is in use (a live process) and nothing else is unfinished: no
     new run starts in it."""
-    out = _unfinished_run(tmp_path / "run")
+    out = unfinished_run(tmp_path / "run")
     _fake_lock(out, sleeper.pid)
     with pytest.raises(SftlabError, match=rf"the run dir {out} is in use by pid {sleeper.pid}"):
-        resume.plan(_cfg(out, "resume=auto", f"runs_dir={tmp_path / 'none'}"))
+        resume.plan(tiny(out, "resume=auto", f"runs_dir={tmp_path / 'none'}"))
 
 
 @pytest.mark.parametrize("stale", ["dead pid", "exited, not reaped", "pid reused", "other host"])
 def test_a_stale_lock_is_taken_over(tmp_path, stale):
-    run = _unfinished_run(tmp_path / "run")
+    run = unfinished_run(tmp_path / "run")
     zombie = None
     if stale == "dead pid":
         _fake_lock(run, _dead_pid())
@@ -138,7 +119,7 @@ def test_a_stale_lock_is_taken_over(tmp_path, stale):
         path.write_text(json.dumps({**info, "started": run_lock._started(os.getpid()) - 1}))
     else:  # no heartbeat for longer than STALE_AFTER_S
         _fake_lock(run, 1, host="elsewhere", age=run_lock.STALE_AFTER_S + 5)
-    plan = resume.plan(_cfg(tmp_path / "new", f"resume={run}"))
+    plan = resume.plan(tiny(tmp_path / "new", f"resume={run}"))
     try:
         assert plan.out == run
         assert json.loads((run / LOCK_FILE).read_text())["pid"] == os.getpid()
@@ -150,10 +131,10 @@ def test_a_stale_lock_is_taken_over(tmp_path, stale):
 
 
 def test_a_lock_from_another_host_is_live_while_refreshed(tmp_path):
-    run = _unfinished_run(tmp_path / "run")
+    run = unfinished_run(tmp_path / "run")
     _fake_lock(run, 1, host="elsewhere", age=run_lock.HEARTBEAT_S)
     with pytest.raises(SftlabError, match="in use by pid 1 on elsewhere"):
-        resume.plan(_cfg(tmp_path / "new", f"resume={run}"))
+        resume.plan(tiny(tmp_path / "new", f"resume={run}"))
 
 
 def test_the_holder_refreshes_its_lock(tmp_path, monkeypatch):
@@ -174,7 +155,7 @@ def test_a_new_run_in_a_dir_in_use_is_refused(tmp_path, sleeper):
     out.mkdir()
     _fake_lock(out, sleeper.pid)
     with pytest.raises(SftlabError, match=rf"the run dir {out} is in use by pid {sleeper.pid}"):
-        resume.plan(_cfg(out))
+        resume.plan(tiny(out))
 
 
 def test_two_runs_cannot_both_take_one_dir(tmp_path):
@@ -191,23 +172,23 @@ def test_ddp_other_ranks_are_not_refused_by_their_rank_0s_lock(tmp_path, monkeyp
     """Rank 1 starts (Lightning's launcher runs the command again) while rank 0 holds the lock:
     it plans the same run dir, takes no lock and leaves rank 0's alone."""
     runs = tmp_path / "outputs"
-    run = _unfinished_run(runs / "run")
+    run = unfinished_run(runs / "run")
     out = tmp_path / "hydra-dir"  # both ranks were started with it
     rank0 = run_lock.acquire(run, owner=out)
-    other = _unfinished_run(runs / "other", age=60)
+    other = unfinished_run(runs / "other", age=60)
     _fake_lock(other, sleeper.pid)  # another job's: skipped by every rank
     monkeypatch.setenv("LOCAL_RANK", "1")
     try:
         for how in (f"resume={run}", "resume=auto"):
-            plan = resume.plan(_cfg(out, how, f"runs_dir={runs}"))
+            plan = resume.plan(tiny(out, how, f"runs_dir={runs}"))
             assert plan.out == run and plan.lock is None, how
             plan.release()
             assert json.loads((run / LOCK_FILE).read_text())["pid"] == os.getpid()
         fresh_dir = tmp_path / "fresh"  # a new DDP run: rank 0 locked its own dir
         with_rank0 = run_lock.acquire(fresh_dir, owner=fresh_dir)
-        assert resume.plan(_cfg(fresh_dir)).lock is None
+        assert resume.plan(tiny(fresh_dir)).lock is None
         with_rank0.release()
         with pytest.raises(SftlabError, match="in use"):  # another job's run: refused
-            resume.plan(_cfg(out, f"resume={other}"))
+            resume.plan(tiny(out, f"resume={other}"))
     finally:
         rank0.release()

@@ -33,7 +33,7 @@ from sftlab.training import run_lock
 from sftlab.training.run_lock import RunInUse, RunLock
 from sftlab.utils.distributed import launched_as_rank_zero
 from sftlab.utils.errors import SftlabError
-from sftlab.utils.files import write_json
+from sftlab.utils.files import overwrite_in_place, write_json
 from sftlab.utils.secrets import MASK
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,19 @@ class RunPlan:
         self.state.update(changes, updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / RUN_FILE, self.state)
+
+    def mark(self, status: str) -> None:
+        """``save(status=...)`` when a run ends badly, best effort: on a full disk run.json is
+        rewritten in place; a failure is logged, never raised over the run's own error."""
+        try:
+            self.save(status=status)
+        except OSError:
+            try:
+                overwrite_in_place(
+                    self.out / RUN_FILE, json.dumps(self.state, default=str, separators=(",", ":"))
+                )
+            except OSError as e:
+                log.warning("could not record status=%s in %s: %s", status, self.out / RUN_FILE, e)
 
     def release(self) -> None:
         """Unlock ``out`` (the end of the run, an error or a signal); idempotent."""
@@ -150,6 +163,16 @@ def _fresh(cfg: DictConfig, out: Path) -> RunPlan:
         raise SftlabError(
             f"the run dir {out} is {busy}: choose another dir with hydra.run.dir=..."
         ) from None
+    if lock is not None and (results := _results(out)):  # rank 0 checks for every rank
+        lock.release()
+        if (out / LAST).is_file() and read_state(out).get("status") != "finished":
+            how = f"resume it with resume={out}, or choose another dir with hydra.run.dir=..."
+        else:
+            how = "choose another dir with hydra.run.dir=..."
+        raise SftlabError(
+            f"the run dir {out} already holds a run ({', '.join(results)}); a new run would "
+            f"overwrite it: {how}"
+        )
     state = {
         "status": "starting",
         "fingerprint": fingerprint(cfg),
@@ -157,6 +180,15 @@ def _fresh(cfg: DictConfig, out: Path) -> RunPlan:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     return RunPlan(cfg, out, None, state, lock=lock)
+
+
+def _results(out: Path) -> list[str]:
+    """What an earlier run left in ``out`` that a new run there would overwrite."""
+    found = sorted(out.glob("checkpoints/*.ckpt"))
+    found += [
+        out / name for name in ("metrics.json", "csv/metrics.csv", "model") if (out / name).exists()
+    ]
+    return [str(p.relative_to(out)) for p in found]
 
 
 def _continue(cfg: DictConfig, run_dir: Path, out: Path) -> RunPlan:
