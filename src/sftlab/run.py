@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 from sftlab.config.checks import check_config
 from sftlab.recipes import causal_lm, classifier
-from sftlab.training import resume
+from sftlab.training import lifecycle, resume
 from sftlab.utils import secrets
 from sftlab.utils.setup import quiet_known_warnings
 
@@ -16,6 +16,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     quiet_known_warnings()  # the warnings sftlab's runs raise although nothing is wrong
     secrets.mask_hydra(cfg)  # Hydra wrote the config, secrets included, before this ran
     check_config(cfg)  # before any data is read or file written
-    plan = resume.plan(cfg)  # a new run dir, or the resumed run's own dir and config
+    plan = resume.plan(cfg)  # a new run dir, or the resumed run's own dir and config; locked
     recipe = causal_lm if plan.cfg.data.get("task") == "generation" else classifier
-    return recipe.run(plan.cfg, plan)
+    with lifecycle.session(plan):  # unlocked at the end, on an error and on a signal
+        return recipe.run(plan.cfg, plan)

@@ -108,6 +108,7 @@ def test_ddp_classification_metrics_equal_one_process(tmp_path):
     assert sum(map(sum, metrics["test/confusion_matrix"])) == 9  # each test row counted once
     # Rank 0 alone writes the run dir: the child logged to the console only.
     assert not list(run.glob("*ddp_process*"))
+    assert not (run / "run.lock").exists()  # rank 0 locked it (rank 1 was not refused), released
 
 
 def _build_slowly(root: str, started) -> None:

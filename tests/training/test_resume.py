@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from sftlab import train
+from sftlab.training import resume
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ROOT, TINY, compose_cfg
 
@@ -106,10 +107,19 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, uni
     out = tmp_path / "run"
     proc = _start(out, 120)
     _wait_for_pause(proc, out)
+    # While it trains, its dir is locked: resume=<dir> is refused, resume=auto skips it.
+    assert json.loads((out / "run.lock").read_text())["pid"] == proc.pid
+    with pytest.raises(SftlabError, match=rf"resume={out}: that run is in use by pid {proc.pid}"):
+        resume.plan(compose_cfg([*TINY, f"resume={out}"], output_dir=tmp_path / "other"))
+    auto = [*TINY, *RUN, "resume=auto", f"runs_dir={tmp_path}"]
+    fresh = resume.plan(compose_cfg(auto, output_dir=tmp_path / "auto"))
+    assert fresh.ckpt is None and fresh.out == tmp_path / "auto"
+    fresh.release()
     os.kill(proc.pid, signal.SIGKILL)  # no handler runs: what is on disk is all there is
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert (out / "checkpoints" / "last.ckpt").is_file() and not (out / "metrics.json").exists()
+    assert (out / "run.lock").is_file()  # left behind, stale: its pid is gone
     assert json.loads((out / "run.json").read_text())["status"] == "running"
 
     resumed = train(compose_cfg([*TINY, f"resume={out}"], output_dir=tmp_path / "other"))
@@ -117,6 +127,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, uni
     state = json.loads((out / "run.json").read_text())
     assert state["status"] == "finished" and state["resumed"] == 1
     assert (out / "model" / "config.json").is_file()  # continued in its own dir
+    assert not (out / "run.lock").exists()  # released at the end
     _assert_same_log(out, uninterrupted[0])
     assert not (tmp_path / "other").exists()
 
@@ -135,6 +146,7 @@ def test_sigterm_saves_says_how_to_resume_and_exits_143(tmp_path, uninterrupted)
     )
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
     assert not (out / "metrics.json").exists() and not list(out.glob(".*.tmp"))
+    assert not (out / "run.lock").exists()  # released on SIGTERM
 
     # resume=auto finds it (same config, unfinished) under runs_dir
     resumed = train(
@@ -155,8 +167,6 @@ def test_resume_auto_starts_fresh_without_an_unfinished_run(tmp_path, uninterrup
     with pytest.raises(SftlabError, match="fast_dev_run saves no checkpoints"):
         train(cfg)
     # the finished run is never picked: resume=auto starts a new run
-    from sftlab.training import resume
-
     plan = resume.plan(
         compose_cfg(
             [*TINY, *RUN, "resume=auto", f"runs_dir={whole_dir.parent}"],
@@ -164,6 +174,8 @@ def test_resume_auto_starts_fresh_without_an_unfinished_run(tmp_path, uninterrup
         )
     )
     assert plan.ckpt is None and plan.out == tmp_path / "run"
+    plan.release()
+    assert not (whole_dir / "run.lock").exists()  # an uninterrupted run released its lock
 
 
 def _session(log_dir: Path, rows: list[dict]) -> None:

@@ -25,5 +25,7 @@ class StreamingCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        # Into a file object, not a path: torch's own writer turns a full disk into a
+        # RuntimeError ("file write failed"); Python's raises OSError(ENOSPC), which says so.
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            torch.save(checkpoint, f)

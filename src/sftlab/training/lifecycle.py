@@ -1,10 +1,14 @@
 """What every training path does around ``trainer.fit``: write the run's config with secrets
-masked, keep ``run.json`` current, resume from ``last.ckpt``, stop cleanly on a signal."""
+masked, keep ``run.json`` current, resume from ``last.ckpt``, stop cleanly on a signal; and
+around the whole run (``session``): how it ends is recorded and said in one line, its dir is
+released, and a resumed run leaves no second dir behind."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,17 +16,28 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from sftlab.training.resume import LAST, RunPlan, read_checkpoint
 from sftlab.training.stop_on_signal import StopOnSignal
 from sftlab.utils import secrets
+from sftlab.utils.cli import remove_created
 from sftlab.utils.errors import SftlabError
-from sftlab.utils.files import atomic_path, write_text
+from sftlab.utils.files import atomic_path, disk_full, write_text
 from sftlab.utils.signals import Interrupted
 
 log = logging.getLogger(__name__)
+
+
+def _hydra_job_dir() -> Path:
+    """The dir Hydra made for this command; a nonexistent path outside Hydra."""
+    try:
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:
+        return Path("/nonexistent")
 
 
 def masked_config(cfg: DictConfig) -> dict[str, Any]:
@@ -37,25 +52,121 @@ def write_config(run: RunPlan) -> None:
     secrets.mask_hydra(run.cfg, run.out)
 
 
+@contextmanager
+def session(run: RunPlan, hydra_dir: Path | None = None) -> Iterator[None]:
+    """Around all a run does after its plan (``train(cfg)``):
+
+    - a resumed run logs into its own train.log, and the dir Hydra made for this command
+      (``hydra_dir``, holding only Hydra's files) is removed at the end;
+    - ``run.json`` never stays ``running``: an error marks it ``failed``, a signal
+      ``interrupted`` (also during the test or the export, after training finished);
+    - a full disk is one line saying how to continue; a signal after training says that only the
+      test, the export or the report were cut short;
+    - the run dir's lock is released at the end, on an error and on a signal.
+    """
+    shell = _hydra_job_dir() if hydra_dir is None else Path(os.path.abspath(hydra_dir))
+    elsewhere = shell.is_dir() and shell.resolve() != run.out.resolve()
+    if elsewhere:
+        _log_into(run.out, shell)
+    try:
+        yield
+    except Interrupted as stop:
+        raise _stopped(run, stop) from None
+    except SIGTERMException:  # Lightning's own handler (ours not installed): a SystemExit(0)
+        raise _stopped(run, Interrupted(signal.SIGTERM)) from None
+    except BaseException as e:
+        if run.state.get("status") == "running":
+            run.mark("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+        full = None if isinstance(e, SftlabError) else disk_full(e)
+        if full is not None:
+            raise SftlabError(_disk_full_line(full, run.out)) from e
+        raise
+    finally:
+        run.release()
+        if elsewhere:
+            remove_created(shell)
+
+
+def _stopped(run: RunPlan, stop: Interrupted) -> Interrupted:
+    """``stop`` completed with what is true of the run: ``run.json`` says ``interrupted`` (also
+    after training: a run stopped in its export had been marked finished), where it can
+    resume from, and whether its training had finished."""
+    if run.state.get("status") in ("running", "finished"):
+        run.mark("interrupted")
+    last = run.out / LAST
+    stop.checkpoint = stop.checkpoint or (last if last.is_file() else None)
+    stop.trained = bool(run.state.get("trained"))
+    return stop
+
+
+def _log_into(out: Path, shell: Path) -> None:
+    """Hydra's log files in ``shell`` (train.log) continue in ``out``, appended to the resumed
+    run's own, with what they hold so far."""
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if not isinstance(old, logging.FileHandler) or Path(old.baseFilename).parent != shell:
+            continue
+        target = out / Path(old.baseFilename).name
+        out.mkdir(parents=True, exist_ok=True)
+        old.close()
+        encoding = old.encoding or "utf-8"
+        with (
+            contextlib.suppress(OSError),
+            open(old.baseFilename, encoding=encoding) as f,
+            open(target, "a", encoding=encoding) as g,
+        ):
+            g.write(f.read())
+        new = logging.FileHandler(target, encoding=encoding)
+        new.setLevel(old.level)
+        new.setFormatter(old.formatter)
+        for each in old.filters:
+            new.addFilter(each)
+        root.removeHandler(old)
+        root.addHandler(new)
+
+
+def _disk_full_line(error: OSError, out: Path) -> str:
+    where = error.filename or f"into {out}"
+    then = (
+        f"resume with python train.py resume={out}"
+        if (out / LAST).is_file()
+        else "start the run again"
+    )
+    return f"{error.strerror or 'no space left on device'} while writing {where}: free some space, then {then}"
+
+
+class _TrainingDone(Callback):
+    """Ends ``fit`` right after it restored ``last.ckpt``: the run's training finished in an
+    earlier session, which a signal stopped during its test or export."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.should_stop = True
+
+
 def fit(
     trainer: L.Trainer, module: L.LightningModule, data: L.LightningDataModule, run: RunPlan
 ) -> None:
-    """``trainer.fit``, from ``run.ckpt`` when resuming; ``run.json`` records how it ended."""
+    """``trainer.fit``, from ``run.ckpt`` when resuming; ``run.json`` records how it ended, and
+    that training finished (``trained``): resumed then, fit only restores the state, the best
+    checkpoint's included, and trains no step again."""
     run.save(status="running")
+    if run.state.get("trained"):
+        trainer.callbacks.append(_TrainingDone())
     try:
         trainer.fit(module, datamodule=data, ckpt_path=run.ckpt, weights_only=True)
     except Interrupted:
-        run.save(status="interrupted")
+        run.mark("interrupted")
         raise
     except SIGTERMException:  # Lightning's own handler (before ours took over): a SystemExit(0)
-        run.save(status="interrupted")
+        run.mark("interrupted")
         last = run.out / LAST
         raise Interrupted(signal.SIGTERM, last if last.is_file() else None) from None
     except BaseException:
-        run.save(status="failed")
+        run.mark("failed")
         raise
     finally:
         _restore_csv_history(run)
+    run.save(trained=True)  # what is left: the test, the export and the report
 
 
 CSV_CUT = "csv_resumed_at"  # run.json: the step the set-aside metrics.csv rows are cut at

@@ -9,6 +9,10 @@ Every run dir holds ``run.json`` (the config's fingerprint, the status ``running
   itself (a requeued SLURM job that kept its ``output_dir``), else the newest under ``runs_dir``.
   "The same config" means equal after resolving, ignoring the keys in ``NOT_FINGERPRINTED``
   (where the run writes, how it shows progress, where the data cache lives).
+
+The run dir a plan picks is locked for the run (``run_lock``): ``resume=auto`` skips a run
+another process is still training, ``resume=<dir>`` refuses it, and a new run is refused in a
+dir that is in use. Under DDP only rank 0 takes the lock; its other ranks only check it is theirs.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sftlab.training import run_lock
+from sftlab.training.run_lock import RunInUse, RunLock
+from sftlab.utils.distributed import launched_as_rank_zero
 from sftlab.utils.errors import SftlabError
-from sftlab.utils.files import reading, write_json
+from sftlab.utils.files import overwrite_in_place, reading, write_json
 from sftlab.utils.secrets import MASK
 
 log = logging.getLogger(__name__)
@@ -64,11 +71,32 @@ class RunPlan:
     """``run.json`` of this run (kept across resumes: the W&B run id, the fingerprint)."""
     csv_history: list[tuple[Path, Path, Any]] = field(default_factory=list)
     """(set-aside copy, metrics.csv, its CSVLogger) of a resumed run (``lifecycle.keep_csv_history``)."""
+    lock: RunLock | None = None
+    """This process's lock on ``out`` (rank 0; None on DDP's other ranks)."""
 
     def save(self, **changes: Any) -> None:
         self.state.update(changes, updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / RUN_FILE, self.state)
+
+    def mark(self, status: str) -> None:
+        """``save(status=...)`` when a run ends badly, best effort: on a full disk run.json is
+        rewritten in place; a failure is logged, never raised over the run's own error."""
+        try:
+            self.save(status=status)
+        except OSError:
+            try:
+                overwrite_in_place(
+                    self.out / RUN_FILE, json.dumps(self.state, default=str, separators=(",", ":"))
+                )
+            except OSError as e:
+                log.warning("could not record status=%s in %s: %s", status, self.out / RUN_FILE, e)
+
+    def release(self) -> None:
+        """Unlock ``out`` (the end of the run, an error or a signal); idempotent."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def fingerprint(cfg: DictConfig) -> str:
@@ -96,31 +124,76 @@ def read_state(run_dir: Path) -> dict[str, Any]:
 
 
 def plan(cfg: DictConfig) -> RunPlan:
-    """The run dir, the checkpoint to continue from and the config, for ``cfg.resume``."""
+    """The run dir, the checkpoint to continue from and the config, for ``cfg.resume``; the run
+    dir is locked until ``RunPlan.release()``."""
     resume = cfg.get("resume")
     out = Path(cfg.output_dir)
     if resume in (None, "", False):
         return _fresh(cfg, out)
     if str(resume) == "auto":
-        found = _find_unfinished(cfg, out)
-        if found is None:
-            log.info("resume=auto: no unfinished run with this config: starting %s", out)
-            return _fresh(cfg, out)
-        return _continue(cfg, found)
-    return _continue(cfg, Path(str(resume)).expanduser())
+        for found in _find_unfinished(cfg, out):
+            try:
+                return _continue(cfg, found, out)
+            except RunInUse as busy:
+                log.warning("resume=auto: skipping %s: %s", found, busy)
+        log.info("resume=auto: no unfinished run with this config: starting %s", out)
+        return _fresh(cfg, out)
+    run_dir = Path(str(resume)).expanduser()
+    try:
+        return _continue(cfg, run_dir, out)
+    except RunInUse as busy:
+        raise SftlabError(
+            f"resume={run_dir}: that run is {busy}: let it finish or stop it, then resume it"
+        ) from None
+
+
+def _lock(run_dir: Path, out: Path) -> RunLock | None:
+    """Rank 0 (or the only process) locks ``run_dir`` for this run. DDP's other ranks take no
+    lock: they only check that a live lock on ``run_dir`` is their rank 0's (``RunInUse`` if not)."""
+    if launched_as_rank_zero():
+        return run_lock.acquire(run_dir, owner=out)
+    busy = run_lock.holder(run_dir)
+    if busy is not None and not run_lock.is_owner(busy, out):
+        raise RunInUse(run_dir, busy)
+    return None
 
 
 def _fresh(cfg: DictConfig, out: Path) -> RunPlan:
+    try:
+        lock = _lock(out, out)
+    except RunInUse as busy:
+        raise SftlabError(
+            f"the run dir {out} is {busy}: choose another dir with hydra.run.dir=..."
+        ) from None
+    if lock is not None and (results := _results(out)):  # rank 0 checks for every rank
+        lock.release()
+        if (out / LAST).is_file() and read_state(out).get("status") != "finished":
+            how = f"resume it with resume={out}, or choose another dir with hydra.run.dir=..."
+        else:
+            how = "choose another dir with hydra.run.dir=..."
+        raise SftlabError(
+            f"the run dir {out} already holds a run ({', '.join(results)}); a new run would "
+            f"overwrite it: {how}"
+        )
     state = {
         "status": "starting",
         "fingerprint": fingerprint(cfg),
         "wandb_id": uuid.uuid4().hex[:8],
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    return RunPlan(cfg, out, None, state)
+    return RunPlan(cfg, out, None, state, lock=lock)
 
 
-def _continue(cfg: DictConfig, run_dir: Path) -> RunPlan:
+def _results(out: Path) -> list[str]:
+    """What an earlier run left in ``out`` that a new run there would overwrite."""
+    found = sorted(out.glob("checkpoints/*.ckpt"))
+    found += [
+        out / name for name in ("metrics.json", "csv/metrics.csv", "model") if (out / name).exists()
+    ]
+    return [str(p.relative_to(out)) for p in found]
+
+
+def _continue(cfg: DictConfig, run_dir: Path, out: Path) -> RunPlan:
     if not run_dir.is_dir():
         raise SftlabError(
             f"resume={run_dir}: no such run dir: pass a run dir (outputs/<date>/<time>)"
@@ -149,11 +222,12 @@ def _continue(cfg: DictConfig, run_dir: Path) -> RunPlan:
         mmap=True,
     )
     own = _own_config(cfg, saved, run_dir)
+    lock = _lock(run_dir, out)  # last: every check above fails without a lock to release
     state.setdefault("fingerprint", fingerprint(own))
     state.setdefault("wandb_id", uuid.uuid4().hex[:8])
     state["resumed"] = state.get("resumed", 0) + 1
     log.info("resuming %s from %s", run_dir, last)
-    return RunPlan(own, run_dir, last, state)
+    return RunPlan(own, run_dir, last, state, lock=lock)
 
 
 def _own_config(cfg: DictConfig, saved: Path, run_dir: Path) -> DictConfig:
@@ -188,14 +262,15 @@ def _unmask(own: DictConfig, cfg: Any) -> None:
             own[key] = other
 
 
-def _find_unfinished(cfg: DictConfig, out: Path) -> Path | None:
-    """The run dir itself when it holds an unfinished run, else the newest unfinished run with the
-    same fingerprint under ``runs_dir``."""
+def _find_unfinished(cfg: DictConfig, out: Path) -> list[Path]:
+    """The unfinished runs ``resume=auto`` may continue, best first: the run dir itself when it
+    holds one, then those with the same fingerprint under ``runs_dir``, newest first."""
+    found = []
     if (out / LAST).is_file() and read_state(out).get("status") != "finished":
-        return out
+        found.append(out)
     root = Path(str(cfg.get("runs_dir") or "outputs")).expanduser()
     if not root.is_dir():
-        return None
+        return found
     wanted = fingerprint(cfg)
     candidates = []
     for state_file in root.rglob(RUN_FILE):
@@ -206,9 +281,10 @@ def _find_unfinished(cfg: DictConfig, out: Path) -> Path | None:
             state.get("fingerprint") == wanted
             and state.get("status") != "finished"
             and last.is_file()
+            and run_dir.resolve() != out.resolve()
         ):
             candidates.append((last.stat().st_mtime, run_dir))
-    return max(candidates)[1] if candidates else None
+    return found + [run_dir for _, run_dir in sorted(candidates, reverse=True)]
 
 
 def checkpoint_callbacks(

@@ -11,6 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
 from sftlab.utils import secrets, signals
 from sftlab.utils.errors import SftlabError
 
@@ -22,20 +25,24 @@ _ELEMENT = re.compile(r"[^\[\]{}(),]+")
 # Hydra writes these before our code runs; a run dir holding nothing else is an empty shell.
 HYDRA_ONLY = {".hydra", "train.log", "predict.log"}
 
+# What each run dir held before Hydra wrote into it (``NoteRunDir``), by absolute path: None =
+# it did not exist; else {".": its entries, ".hydra": the entries of its .hydra/}.
+_BEFORE: dict[str, dict[str, frozenset[str]] | None] = {}
+
 
 def run_or_exit(fn: Callable[[Any], Any], cfg: Any, run_dir: str | None) -> Any:
-    """Call ``fn(cfg)``; on a user error print one line, remove the empty run dir, exit 2;
-    on SIGTERM / SIGINT say how to resume and exit 143 / 130."""
+    """Call ``fn(cfg)``; on a user error print one line, remove what the run created in an
+    empty run dir, exit 2; on SIGTERM / SIGINT say how to resume and exit 143 / 130."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     signals.install()
     try:
         return fn(cfg)
     except SftlabError as e:
-        _remove_if_empty(run_dir)
+        remove_created(run_dir)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except signals.Interrupted as stop:
-        _remove_if_empty(run_dir)
+        remove_created(run_dir)
         print(interrupted_line(stop), file=sys.stderr)
         sys.exit(stop.exit_code)
 
@@ -46,16 +53,76 @@ def interrupted_line(stop: signals.Interrupted) -> str:
     if stop.checkpoint is None:
         return f"interrupted by {name} before the first checkpoint: nothing to resume, start the run again"
     run_dir = Path(stop.checkpoint).parent.parent
+    if stop.trained:
+        return (
+            f"interrupted by {name}: training finished; the report was not written: rerun with "
+            f"python train.py resume={run_dir} (it tests and exports without training again)"
+        )
     return f"interrupted by {name}: saved {stop.checkpoint}; resume with: python train.py resume={run_dir}"
 
 
-def _remove_if_empty(run_dir: str | None) -> None:
+class NoteRunDir(Callback):
+    """Notes what ``hydra.run.dir`` holds before Hydra writes into it (a Hydra callback, in
+    conf/train.yaml), so that ``remove_created`` removes only what this run created there, and
+    never a folder the user pointed ``hydra.run.dir`` at, or its files."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:  # resolved as Hydra will: its ${now:} and ${run_suffix:} are cached in ``config``
+            run_dir = Path(os.path.abspath(str(OmegaConf.select(config, "hydra.run.dir"))))
+        except Exception:  # noqa: BLE001 - e.g. ${hydra:...} before Hydra set it: no note, nothing removed
+            return
+        if not run_dir.is_dir():
+            _BEFORE[str(run_dir)] = None
+            return
+        hydra_dir = run_dir / ".hydra"
+        _BEFORE[str(run_dir)] = {
+            ".": frozenset(p.name for p in run_dir.iterdir()),
+            ".hydra": frozenset(p.name for p in hydra_dir.iterdir())
+            if hydra_dir.is_dir()
+            else frozenset(),
+        }
+
+
+def remove_created(run_dir: str | Path | None) -> None:
+    """Remove what this run created in ``run_dir`` when it holds nothing but Hydra's own files
+    (``HYDRA_ONLY``): a run that failed its checks, the dir Hydra made for a resumed run (which
+    works in its own). What was there before (``NoteRunDir``) stays; without a note, all stays."""
     if not run_dir:
         return
-    path = Path(run_dir)
-    if path.is_dir() and {p.name for p in path.iterdir()} <= HYDRA_ONLY:
-        logging.shutdown()
+    path = Path(os.path.abspath(run_dir))
+    if str(path) not in _BEFORE or not path.is_dir():
+        return
+    names = {p.name for p in path.iterdir()}
+    if not names <= HYDRA_ONLY:
+        return
+    _close_logs_in(path)
+    before = _BEFORE[str(path)]
+    if before is None:
         shutil.rmtree(path, ignore_errors=True)
+        return
+    for name in names - before["."]:
+        _remove(path / name)
+    if ".hydra" in before["."] and (path / ".hydra").is_dir():
+        for entry in (path / ".hydra").iterdir():
+            if entry.name not in before[".hydra"]:
+                _remove(entry)
+
+
+def _close_logs_in(path: Path) -> None:
+    """Close and drop the log handlers writing into ``path`` (Hydra's train.log)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        filename = getattr(handler, "baseFilename", None)
+        if filename and Path(filename).parent == path:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
 
 
 def quote_non_ascii(argv: list[str]) -> list[str]:

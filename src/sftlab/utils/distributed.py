@@ -5,7 +5,8 @@ same results as one process. Nothing here distributes work itself: Lightning doe
 - train batches: a grouped or sorted order stays grouped per rank (Lightning's wrapper shuffles);
 - ``all_rows``: every rank's rows of a tensor of any length (the multi-label threshold);
 - ``share_features``: head-only features built once by rank 0, then broadcast or opened from disk;
-- ``build_once``: a file lock, so a shared cache is built by one process while the others wait.
+- ``build_once``: a file lock, so a shared cache is built by one process while the others wait;
+- ``launched_as_rank_zero``: rank 0 or not, from the environment, before the Trainer exists.
 """
 
 from __future__ import annotations
@@ -21,6 +22,24 @@ from typing import Any
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import Dataset, DistributedSampler, Sampler
+
+# What launchers set in the environment of each process: torchrun and Lightning's DDP launcher
+# (RANK, NODE_RANK / GROUP_RANK, LOCAL_RANK), SLURM (SLURM_PROCID), LSF (JSM_NAMESPACE_RANK).
+RANK_VARIABLES = (
+    "RANK",
+    "NODE_RANK",
+    "GROUP_RANK",
+    "LOCAL_RANK",
+    "SLURM_PROCID",
+    "JSM_NAMESPACE_RANK",
+)
+
+
+def launched_as_rank_zero() -> bool:
+    """Whether this process is global rank 0 (or the only process), known from the environment
+    before any Trainer or process group exists. Lightning's DDP launcher starts ranks 1..N-1 by
+    running the command again, with their ranks in these variables."""
+    return all(os.environ.get(key, "0").strip() in ("", "0") for key in RANK_VARIABLES)
 
 
 def ranks(trainer: Any) -> tuple[int, int] | None:

@@ -3,6 +3,7 @@ user's files whose faults (permissions, truncation, an unknown encoding) are one
 
 from __future__ import annotations
 
+import errno
 import json
 import lzma
 import os
@@ -88,6 +89,30 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     write_text(path, json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def overwrite_in_place(path: str | Path, text: str) -> None:
+    """Write ``text`` over the existing file ``path``, in place: on a full disk, where a temp file
+    cannot be written, a text no longer than the file's fits in the blocks it already has. Not
+    atomic: only for a last word (a run's final status) when ``write_text`` failed."""
+    data = text.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, data)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
+def disk_full(error: BaseException) -> OSError | None:
+    """The no-space (or over-quota) ``OSError`` behind ``error``, if it or what caused it is one."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def atomic_dir(target: Path) -> Path:

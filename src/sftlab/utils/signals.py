@@ -23,10 +23,12 @@ class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt: not an
     # ``except Exception`` (a sweep's job guard, a library) swallows the stop
     """A run stopped by a signal; ``checkpoint`` is where it can resume from (or None)."""
 
-    def __init__(self, signum: int, checkpoint: Path | None = None):
+    def __init__(self, signum: int, checkpoint: Path | None = None, trained: bool = False):
         super().__init__(signal.Signals(signum).name)
         self.signum = int(signum)
         self.checkpoint = checkpoint
+        self.trained = trained
+        """Training had finished: the signal cut short the test, the export or the report."""
 
     @property
     def exit_code(self) -> int:
