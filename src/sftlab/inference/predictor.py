@@ -55,6 +55,13 @@ class Predictor:
     """The run dir or model folder it came from (for messages)."""
     meta: dict[str, Any] = field(default_factory=dict)
     """The model folder's ``sftlab.json`` (task settings such as a multi-label threshold)."""
+    max_chars: int = 0
+    """Texts are cut to this many characters before cleaning and tokenizing, as in training
+    (``data.max_chars``); 0 = 32 x ``max_length``, training's default."""
+
+    def __post_init__(self) -> None:
+        if not self.max_chars:
+            self.max_chars = 32 * int(self.max_length)
 
     @property
     def device(self) -> torch.device:
@@ -122,6 +129,7 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
         cleaning=_cleaning(data, meta),
         source=Path(run),
         meta=meta,
+        max_chars=_max_chars(data, meta),
     )
 
 
@@ -144,6 +152,7 @@ def _load_generator(
         cleaning=_cleaning(data, meta),
         source=Path(run),
         meta={**meta, "prompt_template": template},
+        max_chars=_max_chars(data, meta),
     )
 
 
@@ -163,6 +172,15 @@ def _cleaning(data: dict[str, Any], meta: dict[str, Any]) -> list[str]:
     if not isinstance(cleaning, (list, tuple)):
         raise SftlabError(f"data.cleaning must be a list of step names, got {cleaning!r}")
     return [str(s) for s in cleaning]
+
+
+def _max_chars(data: dict[str, Any], meta: dict[str, Any]) -> int:
+    """The run's ``data.max_chars`` (config, else ``sftlab.json``); 0 = 32 x max_length (the
+    default, and what a folder exported before ``max_chars`` was written gets)."""
+    value = data.get("max_chars") or meta.get("max_chars") or 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SftlabError(f"data.max_chars must be a positive number of characters, got {value!r}")
+    return value
 
 
 def _read_meta(model_dir: Path) -> dict[str, Any]:
@@ -195,6 +213,18 @@ def _device(name: str) -> torch.device:
 
 
 # -- predicting -------------------------------------------------------------------------------
+def cut_texts(texts: list[str], max_chars: int, keep_end: bool = False) -> list[str]:
+    """``texts`` cut to ``max_chars`` characters (the start, or with ``keep_end`` the end), as
+    training cuts them (``data.max_chars``): a 50 MB text is never tokenized whole."""
+    long = sum(len(t) > max_chars for t in texts)
+    if not long:
+        return texts
+    log.info("cut %d texts longer than %d characters (data.max_chars)", long, max_chars)
+    if keep_end:
+        return [t[-max_chars:] if len(t) > max_chars else t for t in texts]
+    return [t[:max_chars] for t in texts]
+
+
 def class_probabilities(
     predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
 ) -> np.ndarray:
@@ -219,7 +249,7 @@ def batched(
     """
     if batch_size < 1:
         raise SftlabError(f"batch_size must be >= 1, got {batch_size}")
-    texts = clean_texts(list(texts), predictor.cleaning)
+    texts = clean_texts(cut_texts(list(texts), predictor.max_chars), predictor.cleaning)
     enc = predictor.tokenizer(texts, truncation=True, max_length=predictor.max_length)
     lengths = [len(ids) for ids in enc["input_ids"]]
     order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
@@ -290,7 +320,8 @@ def generation_frame(
     built with the chat template as in training."""
 
     def clean(texts: list[str]) -> list[str]:
-        return clean_texts(texts, predictor.cleaning)
+        # a prompt too long loses its start in generation, so the cut keeps its end
+        return clean_texts(cut_texts(texts, predictor.max_chars, keep_end=True), predictor.cleaning)
 
     if all(isinstance(t, str) for t in texts):
         texts = clean(texts)
