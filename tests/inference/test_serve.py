@@ -158,3 +158,74 @@ def test_serve_cli_bad_run_dir_exits_2_in_one_line(tmp_path):
         == f"error: run={tmp_path / 'nope'} not found: pass a run dir (outputs/<date>/<time>) or a model folder"
     )
     assert list(tmp_path.iterdir()) == []  # no Hydra dir, no log file
+
+
+@pytest.fixture(scope="module")
+def client(run):
+    from fastapi.testclient import TestClient
+
+    app = create_app(
+        load_predictor(run, device="cpu"), batch_size=2, max_body_mb=0.001, max_text_chars=50
+    )
+    return TestClient(app)
+
+
+def test_a_body_over_max_body_mb_gets_413_before_it_is_read(client):
+    big = json.dumps({"texts": ["ok"] * 300}).encode()  # over 0.001 MB (1048 bytes)
+    resp = client.post("/predict", content=big)
+    assert resp.status_code == 413
+    assert (
+        resp.json()["setting"] == "serve.max_body_mb"
+        and "the limit is 0.001" in resp.json()["error"]
+    )
+
+    def chunks():  # no Content-Length: refused while it streams in
+        yield b'{"texts": ['
+        for _ in range(300):
+            yield b'"ok",'
+        yield b'"ok"]}'
+
+    resp = client.post("/predict", content=chunks())
+    assert resp.status_code == 413 and resp.json()["limit"] == 0.001
+    assert client.post("/predict", json={"texts": ["ok"]}).status_code == 200
+
+
+def test_a_text_over_max_text_chars_gets_413(client):
+    resp = client.post("/predict", json={"texts": ["ok", "x" * 51]})
+    assert resp.status_code == 413
+    assert resp.json() == {
+        "error": '"texts"[1] has 51 characters; the limit is 50 (serve.max_text_chars=...)',
+        "setting": "serve.max_text_chars",
+        "limit": 50,
+    }
+
+
+def test_openapi_documents_the_predict_body(client):
+    doc = client.get("/openapi.json").json()
+    body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["texts"]["type"] == "array"
+    assert body["schema"]["required"] == ["texts"]
+
+
+@pytest.mark.parametrize(
+    ("key", "bad", "message"),
+    [
+        ("batch_size", 0, "batch_size must be an integer >= 1, got 0"),
+        ("max_texts", -1, "max_texts must be an integer >= 1, got -1"),
+        ("max_body_mb", 0, "max_body_mb must be a number > 0, got 0"),
+        ("max_text_chars", 0, "max_text_chars must be an integer >= 1 or null, got 0"),
+        ("port", 70000, "port must be a TCP port (0-65535), got 70000"),
+        ("batch_size", "many", "batch_size must be an integer >= 1, got 'many'"),
+    ],
+)
+def test_serve_settings_are_checked_before_the_model_loads(tmp_path, key, bad, message):
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import ROOT
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("serve", [f"run={tmp_path / 'absent'}"])
+    cfg[key] = bad
+    with pytest.raises(SftlabError) as e:
+        serve(cfg)
+    assert str(e.value) == message
