@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
 import threading
 import time
@@ -12,8 +13,11 @@ import pytest
 import uvicorn
 from omegaconf import OmegaConf
 
+from sftlab.inference.predict import predict_stopped
 from sftlab.inference.predictor import class_probabilities, load_predictor
-from sftlab.inference.serve import create_app, serve
+from sftlab.inference.serve import create_app, serve, serve_stopped
+from sftlab.utils import signals
+from sftlab.utils.cli import run_or_exit
 from sftlab.utils.errors import SftlabError
 from tests.helpers.tiny_run import trained_run
 
@@ -229,3 +233,35 @@ def test_serve_settings_are_checked_before_the_model_loads(tmp_path, key, bad, m
     with pytest.raises(SftlabError) as e:
         serve(cfg)
     assert str(e.value) == message
+
+
+@pytest.mark.parametrize(
+    ("on_stop", "signum", "line"),
+    [
+        (
+            serve_stopped,
+            signal.SIGTERM,
+            "serve.py stopped by SIGTERM: shut down cleanly (requests in flight were answered); "
+            "start it again to serve",
+        ),
+        (
+            predict_stopped,
+            signal.SIGINT,
+            "predict.py stopped by SIGINT: no output written; run it again",
+        ),
+    ],
+)
+def test_a_stopped_server_or_prediction_says_so_not_how_to_resume_training(
+    monkeypatch, capsys, on_stop, signum, line
+):
+    """uvicorn hands SIGTERM / Ctrl-C back after its graceful shutdown: the line is serving's."""
+    assert on_stop(signals.Interrupted(signum)) == line
+    monkeypatch.setattr(signals, "install", lambda: None)  # keep pytest's own Ctrl-C
+
+    def stopped(cfg):
+        raise signals.Interrupted(signum)
+
+    with pytest.raises(SystemExit) as e:
+        run_or_exit(stopped, None, None, on_stop=on_stop)
+    assert e.value.code == 128 + signum
+    assert capsys.readouterr().err == line + "\n"

@@ -31,9 +31,15 @@ from sftlab.inference.predictor import (
     predict_frame,
     require,
 )
+from sftlab.utils.cli import stopped_line
 from sftlab.utils.errors import SftlabError
 
 log = logging.getLogger(__name__)
+
+# uvicorn answers the requests in flight on SIGTERM / Ctrl-C, then hands the signal back
+serve_stopped = stopped_line(
+    "serve.py", "shut down cleanly (requests in flight were answered); start it again to serve"
+)
 
 
 MAX_BODY_MB = 4.0  # conf/serve.yaml's defaults, for create_app called directly
