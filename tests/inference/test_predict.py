@@ -16,7 +16,13 @@ from omegaconf import OmegaConf
 
 from sftlab.inference import predictor as predictor_module
 from sftlab.inference.predict import default_output, predict
-from sftlab.inference.predictor import Predictor, generation_frame, load_predictor, predict_frame
+from sftlab.inference.predictor import (
+    Predictor,
+    generation_frame,
+    load_predictor,
+    predict_frame,
+    refuse_folder_code,
+)
 from sftlab.tasks.metrics import classification_metrics
 from sftlab.utils.cli import run_or_exit
 from sftlab.utils.errors import SftlabError
@@ -324,3 +330,30 @@ def test_a_huge_prompt_keeps_its_end_as_generation_does(monkeypatch):
     assert seen == [huge[-32 * 16 :], "short"]
     generation_frame(predictor, [chat])
     assert seen[-1] == [{"role": "user", "content": huge[-32 * 16 :]}]
+
+
+@pytest.mark.parametrize("file", ["config.json", "tokenizer_config.json"])
+def test_a_folder_that_needs_its_own_code_is_refused(run, tmp_path, file):
+    """trust_remote_code=False always: an auto_map to a class sftlab does not register stops in
+    one line (it used to load with the library's class, or prompt), and nothing of it runs."""
+    folder = copy_run(run, tmp_path / "run") / "model"
+    (folder / "my_code.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    conf = json.loads((folder / file).read_text())
+    conf["auto_map"] = {"AutoModelForSequenceClassification": "my_code.Mine"}
+    if file == "tokenizer_config.json":
+        conf["auto_map"] = {"AutoTokenizer": ["my_code.MyTokenizer", None]}
+    (folder / file).write_text(json.dumps(conf))
+    with pytest.raises(SftlabError, match=r"my_code\.M.* in auto_map\).*trust_remote_code=False"):
+        load_predictor(folder, "cpu")
+    assert not (tmp_path / "ran").exists()
+
+
+def test_sftlab_own_pooled_class_is_not_foreign_code(tmp_path):
+    own = {
+        "AutoConfig": "modeling_pooled.PooledClassifierConfig",
+        "AutoModelForSequenceClassification": "modeling_pooled.PooledForSequenceClassification",
+    }
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "sftlab_pooled", "auto_map": own})
+    )
+    refuse_folder_code(tmp_path)  # loaded from sftlab's package, registered in models/backbone.py

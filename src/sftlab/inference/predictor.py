@@ -29,6 +29,7 @@ from sftlab.data.chat import clean_messages
 from sftlab.data.cleaning import clean_texts
 from sftlab.data.generation import prompt_budget
 from sftlab.models.backbone import register_pooled
+from sftlab.models.modeling_pooled import PooledClassifierConfig, PooledForSequenceClassification
 from sftlab.tasks.generation import generate
 from sftlab.utils.errors import SftlabError
 
@@ -159,11 +160,43 @@ def _load_generator(
 def _load(auto_class: Any, model_dir: Path) -> tuple[Any, Any]:
     """(model, tokenizer) from an exported folder, or one line saying why not."""
     register_pooled()  # a model.pooling run: sftlab's own class, never a remote-code prompt
+    refuse_folder_code(model_dir)
     try:
-        return auto_class.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+        return (
+            auto_class.from_pretrained(model_dir, trust_remote_code=False),
+            AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False),
+        )
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SftlabError(f"cannot load the model in {model_dir}: {first}") from None
+
+
+# the folder code sftlab exports and runs from its own package instead (models/backbone.py)
+OWN_CODE = {
+    f"modeling_pooled.{PooledClassifierConfig.__name__}",
+    f"modeling_pooled.{PooledForSequenceClassification.__name__}",
+}
+
+
+def refuse_folder_code(model_dir: Path) -> None:
+    """predict.py and serve.py run no code from a model folder (``trust_remote_code=False``):
+    a config or tokenizer whose ``auto_map`` names a class sftlab does not register is refused
+    in one line, not loaded nor prompted for."""
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            auto_map = json.loads((model_dir / name).read_text(encoding="utf-8")).get("auto_map")
+        except (OSError, ValueError, AttributeError):
+            continue  # absent or unreadable: from_pretrained says why
+        if not isinstance(auto_map, dict):
+            continue
+        refs = [r for v in auto_map.values() for r in (v if isinstance(v, list) else [v]) if r]
+        foreign = sorted({str(r) for r in refs} - OWN_CODE)
+        if foreign:
+            raise SftlabError(
+                f"{model_dir / name} needs code shipped in the folder ({', '.join(foreign)} in "
+                f"auto_map): predict.py and serve.py never run a folder's code "
+                f"(trust_remote_code=False); use a model transformers or sftlab knows"
+            )
 
 
 def _cleaning(data: dict[str, Any], meta: dict[str, Any]) -> list[str]:
