@@ -5,14 +5,14 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from sftlab.inference.predict import predict
+from sftlab.inference.predict import predict, predict_stopped
 from sftlab.utils.cli import hide_secrets, quote_non_ascii, run_or_exit
 from sftlab.utils.setup import setup
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    run_or_exit(predict, cfg, None)
+    run_or_exit(predict, cfg, None, on_stop=predict_stopped)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,15 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from sftlab.inference import predictor as predictor_module
 from sftlab.inference.predict import default_output, predict
-from sftlab.inference.predictor import load_predictor, predict_frame
+from sftlab.inference.predictor import (
+    Predictor,
+    generation_frame,
+    load_predictor,
+    predict_frame,
+    refuse_folder_code,
+)
 from sftlab.tasks.metrics import classification_metrics
 from sftlab.utils.cli import run_or_exit
 from sftlab.utils.errors import SftlabError
@@ -271,3 +278,82 @@ def test_training_and_prediction_read_a_file_alike(run, tmp_path, monkeypatch, c
         predict(cfg(run=str(run), input=str(inp)))
     assert seen[0][-5:] == [*words, "", ""]
     assert "2 rows have no text (first: row 95)" in caplog.text  # the row training names
+
+
+class _Recording:
+    """A tokenizer that records the length of every text it is asked to tokenize."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.seen = tokenizer, []
+
+    def __call__(self, texts, **kw):
+        self.seen += [len(t) for t in texts]
+        return self.tokenizer(texts, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
+def test_a_huge_text_is_cut_to_max_chars_before_tokenizing(run, tmp_path):
+    """As training does (data.max_chars): predict.py and serve.py never tokenize 4 MB whole."""
+    predictor = load_predictor(run, "cpu")
+    meta = json.loads((run / "model" / "sftlab.json").read_text())
+    assert meta["max_chars"] == predictor.max_chars == 32 * predictor.max_length
+    huge = "the flight was great and on time " * 120_000
+    recording = _Recording(predictor.tokenizer)
+    predictor.tokenizer = recording
+    got = predict_frame(predictor, [huge, "ok"])
+    assert max(recording.seen) <= predictor.max_chars
+    want = predict_frame(predictor, [huge[: predictor.max_chars], "ok"])
+    pd.testing.assert_frame_equal(got, want)
+
+    older = copy_run(run, tmp_path / "run") / "model"  # exported before max_chars was written
+    meta.pop("max_chars")
+    (older / "sftlab.json").write_text(json.dumps(meta))
+    assert load_predictor(older, "cpu").max_chars == 32 * predictor.max_length
+
+
+def test_a_huge_prompt_keeps_its_end_as_generation_does(monkeypatch):
+    """Generation drops a long prompt's start, so the character cut keeps its end."""
+    seen = []
+
+    def fake_generate(model, tokenizer, prompts, *args, **kw):
+        seen.extend(prompts)
+        return ["reply"] * len(prompts)
+
+    monkeypatch.setattr(predictor_module, "generate", fake_generate)
+    predictor = Predictor(None, None, [], "generation", "prompt", max_length=16, cleaning=[])
+    huge = "x" * 10_000 + "Translate: hello"
+    chat = [{"role": "user", "content": huge}]
+    out = generation_frame(predictor, [huge, "short"])
+    assert out["generated"].tolist() == ["reply", "reply"]
+    assert seen == [huge[-32 * 16 :], "short"]
+    generation_frame(predictor, [chat])
+    assert seen[-1] == [{"role": "user", "content": huge[-32 * 16 :]}]
+
+
+@pytest.mark.parametrize("file", ["config.json", "tokenizer_config.json"])
+def test_a_folder_that_needs_its_own_code_is_refused(run, tmp_path, file):
+    """trust_remote_code=False always: an auto_map to a class sftlab does not register stops in
+    one line (it used to load with the library's class, or prompt), and nothing of it runs."""
+    folder = copy_run(run, tmp_path / "run") / "model"
+    (folder / "my_code.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    conf = json.loads((folder / file).read_text())
+    conf["auto_map"] = {"AutoModelForSequenceClassification": "my_code.Mine"}
+    if file == "tokenizer_config.json":
+        conf["auto_map"] = {"AutoTokenizer": ["my_code.MyTokenizer", None]}
+    (folder / file).write_text(json.dumps(conf))
+    with pytest.raises(SftlabError, match=r"my_code\.M.* in auto_map\).*trust_remote_code=False"):
+        load_predictor(folder, "cpu")
+    assert not (tmp_path / "ran").exists()
+
+
+def test_sftlab_own_pooled_class_is_not_foreign_code(tmp_path):
+    own = {
+        "AutoConfig": "modeling_pooled.PooledClassifierConfig",
+        "AutoModelForSequenceClassification": "modeling_pooled.PooledForSequenceClassification",
+    }
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "sftlab_pooled", "auto_map": own})
+    )
+    refuse_folder_code(tmp_path)  # loaded from sftlab's package, registered in models/backbone.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
 import threading
 import time
@@ -12,8 +13,11 @@ import pytest
 import uvicorn
 from omegaconf import OmegaConf
 
+from sftlab.inference.predict import predict_stopped
 from sftlab.inference.predictor import class_probabilities, load_predictor
-from sftlab.inference.serve import create_app, serve
+from sftlab.inference.serve import create_app, serve, serve_stopped
+from sftlab.utils import signals
+from sftlab.utils.cli import run_or_exit
 from sftlab.utils.errors import SftlabError
 from tests.helpers.tiny_run import trained_run
 
@@ -158,3 +162,106 @@ def test_serve_cli_bad_run_dir_exits_2_in_one_line(tmp_path):
         == f"error: run={tmp_path / 'nope'} not found: pass a run dir (outputs/<date>/<time>) or a model folder"
     )
     assert list(tmp_path.iterdir()) == []  # no Hydra dir, no log file
+
+
+@pytest.fixture(scope="module")
+def client(run):
+    from fastapi.testclient import TestClient
+
+    app = create_app(
+        load_predictor(run, device="cpu"), batch_size=2, max_body_mb=0.001, max_text_chars=50
+    )
+    return TestClient(app)
+
+
+def test_a_body_over_max_body_mb_gets_413_before_it_is_read(client):
+    big = json.dumps({"texts": ["ok"] * 300}).encode()  # over 0.001 MB (1048 bytes)
+    resp = client.post("/predict", content=big)
+    assert resp.status_code == 413
+    assert (
+        resp.json()["setting"] == "serve.max_body_mb"
+        and "the limit is 0.001" in resp.json()["error"]
+    )
+
+    def chunks():  # no Content-Length: refused while it streams in
+        yield b'{"texts": ['
+        for _ in range(300):
+            yield b'"ok",'
+        yield b'"ok"]}'
+
+    resp = client.post("/predict", content=chunks())
+    assert resp.status_code == 413 and resp.json()["limit"] == 0.001
+    assert client.post("/predict", json={"texts": ["ok"]}).status_code == 200
+
+
+def test_a_text_over_max_text_chars_gets_413(client):
+    resp = client.post("/predict", json={"texts": ["ok", "x" * 51]})
+    assert resp.status_code == 413
+    assert resp.json() == {
+        "error": '"texts"[1] has 51 characters; the limit is 50 (serve.max_text_chars=...)',
+        "setting": "serve.max_text_chars",
+        "limit": 50,
+    }
+
+
+def test_openapi_documents_the_predict_body(client):
+    doc = client.get("/openapi.json").json()
+    body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["texts"]["type"] == "array"
+    assert body["schema"]["required"] == ["texts"]
+
+
+@pytest.mark.parametrize(
+    ("key", "bad", "message"),
+    [
+        ("batch_size", 0, "batch_size must be an integer >= 1, got 0"),
+        ("max_texts", -1, "max_texts must be an integer >= 1, got -1"),
+        ("max_body_mb", 0, "max_body_mb must be a number > 0, got 0"),
+        ("max_text_chars", 0, "max_text_chars must be an integer >= 1 or null, got 0"),
+        ("port", 70000, "port must be a TCP port (0-65535), got 70000"),
+        ("batch_size", "many", "batch_size must be an integer >= 1, got 'many'"),
+    ],
+)
+def test_serve_settings_are_checked_before_the_model_loads(tmp_path, key, bad, message):
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import ROOT
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("serve", [f"run={tmp_path / 'absent'}"])
+    cfg[key] = bad
+    with pytest.raises(SftlabError) as e:
+        serve(cfg)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize(
+    ("on_stop", "signum", "line"),
+    [
+        (
+            serve_stopped,
+            signal.SIGTERM,
+            "serve.py stopped by SIGTERM: shut down cleanly (requests in flight were answered); "
+            "start it again to serve",
+        ),
+        (
+            predict_stopped,
+            signal.SIGINT,
+            "predict.py stopped by SIGINT: no output written; run it again",
+        ),
+    ],
+)
+def test_a_stopped_server_or_prediction_says_so_not_how_to_resume_training(
+    monkeypatch, capsys, on_stop, signum, line
+):
+    """uvicorn hands SIGTERM / Ctrl-C back after its graceful shutdown: the line is serving's."""
+    assert on_stop(signals.Interrupted(signum)) == line
+    monkeypatch.setattr(signals, "install", lambda: None)  # keep pytest's own Ctrl-C
+
+    def stopped(cfg):
+        raise signals.Interrupted(signum)
+
+    with pytest.raises(SystemExit) as e:
+        run_or_exit(stopped, None, None, on_stop=on_stop)
+    assert e.value.code == 128 + signum
+    assert capsys.readouterr().err == line + "\n"

@@ -162,10 +162,21 @@ RANGES: dict[str, Rule] = {
 }
 
 
-def check_ranges(values: dict[str, Any]) -> None:
-    """Refuse the first key of ``RANGES`` whose value in ``values`` (the resolved config, or a
-    part of it under its group's name) is outside its range. Keys that are absent pass."""
-    for key, rule in RANGES.items():
+# serve.py's own settings (conf/serve.yaml), checked before the model loads
+SERVE_RANGES: dict[str, Rule] = {
+    "port": Rule(lambda v: _is_int(v) and 0 <= v <= 65535, "a TCP port (0-65535)"),
+    "batch_size": count(1),
+    "max_texts": count(1),
+    "max_body_mb": above(0),
+    "max_text_chars": count(1) | NULL,
+}
+
+
+def check_ranges(values: dict[str, Any], table: dict[str, Rule] | None = None) -> None:
+    """Refuse the first key of ``table`` (``RANGES``) whose value in ``values`` (the resolved
+    config, or a part of it under its group's name) is outside its range. Keys that are absent
+    pass."""
+    for key, rule in (RANGES if table is None else table).items():
         node: Any = values
         for part in key.split("."):
             node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT

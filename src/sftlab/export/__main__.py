@@ -10,14 +10,15 @@ from omegaconf import OmegaConf
 
 from sftlab.export.from_checkpoint import export_from_checkpoint
 from sftlab.export.onnx import export_onnx
-from sftlab.utils.cli import run_or_exit
+from sftlab.utils.cli import run_or_exit, stopped_line
 from sftlab.utils.errors import SftlabError
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m sftlab.export run=<run dir> format=onnx [opset=17] [split=test]``, or
     ``format=hf``: ``<run>/model`` again from ``checkpoints/best.ckpt``."""
-    run_or_exit(_export_cli, sys.argv[1:] if argv is None else argv, None)
+    argv = sys.argv[1:] if argv is None else argv
+    run_or_exit(_export_cli, argv, None, on_stop=stopped_line("export", "run the export again"))
 
 
 EXPORT_DEFAULTS = {

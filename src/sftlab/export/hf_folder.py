@@ -51,6 +51,7 @@ def model_extra(cfg: Any, data_cfg: Any, module: Any, labels: list[str]) -> dict
     return {
         "labels": labels,
         "max_length": data_cfg.max_length,
+        "max_chars": data_cfg.max_chars,  # predict.py and serve.py cut texts as training did
         **export_extra(module, data_cfg),
         "text_column": data_cfg.text_column,
         "cleaning": list(cfg.data.get("cleaning") or []),

@@ -11,9 +11,13 @@ import pandas as pd
 from sftlab.data.chat import generation_prompt, is_missing, parse_messages
 from sftlab.data.tables import first_row, read_table, write_table
 from sftlab.inference.predictor import check_task, load_predictor, predict_frame, require
+from sftlab.utils.cli import stopped_line
 from sftlab.utils.errors import SftlabError
 
 log = logging.getLogger(__name__)
+
+# the output is written whole or not at all (write_table goes through a temp name)
+predict_stopped = stopped_line("predict.py", "no output written; run it again")
 
 
 def default_output(input_path: Path) -> Path:

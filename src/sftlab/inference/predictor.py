@@ -29,6 +29,7 @@ from sftlab.data.chat import clean_messages
 from sftlab.data.cleaning import clean_texts
 from sftlab.data.generation import prompt_budget
 from sftlab.models.backbone import register_pooled
+from sftlab.models.modeling_pooled import PooledClassifierConfig, PooledForSequenceClassification
 from sftlab.tasks.generation import generate
 from sftlab.utils.errors import SftlabError
 
@@ -55,6 +56,13 @@ class Predictor:
     """The run dir or model folder it came from (for messages)."""
     meta: dict[str, Any] = field(default_factory=dict)
     """The model folder's ``sftlab.json`` (task settings such as a multi-label threshold)."""
+    max_chars: int = 0
+    """Texts are cut to this many characters before cleaning and tokenizing, as in training
+    (``data.max_chars``); 0 = 32 x ``max_length``, training's default."""
+
+    def __post_init__(self) -> None:
+        if not self.max_chars:
+            self.max_chars = 32 * int(self.max_length)
 
     @property
     def device(self) -> torch.device:
@@ -122,6 +130,7 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
         cleaning=_cleaning(data, meta),
         source=Path(run),
         meta=meta,
+        max_chars=_max_chars(data, meta),
     )
 
 
@@ -144,17 +153,50 @@ def _load_generator(
         cleaning=_cleaning(data, meta),
         source=Path(run),
         meta={**meta, "prompt_template": template},
+        max_chars=_max_chars(data, meta),
     )
 
 
 def _load(auto_class: Any, model_dir: Path) -> tuple[Any, Any]:
     """(model, tokenizer) from an exported folder, or one line saying why not."""
     register_pooled()  # a model.pooling run: sftlab's own class, never a remote-code prompt
+    refuse_folder_code(model_dir)
     try:
-        return auto_class.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+        return (
+            auto_class.from_pretrained(model_dir, trust_remote_code=False),
+            AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False),
+        )
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SftlabError(f"cannot load the model in {model_dir}: {first}") from None
+
+
+# the folder code sftlab exports and runs from its own package instead (models/backbone.py)
+OWN_CODE = {
+    f"modeling_pooled.{PooledClassifierConfig.__name__}",
+    f"modeling_pooled.{PooledForSequenceClassification.__name__}",
+}
+
+
+def refuse_folder_code(model_dir: Path) -> None:
+    """predict.py and serve.py run no code from a model folder (``trust_remote_code=False``):
+    a config or tokenizer whose ``auto_map`` names a class sftlab does not register is refused
+    in one line, not loaded nor prompted for."""
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            auto_map = json.loads((model_dir / name).read_text(encoding="utf-8")).get("auto_map")
+        except (OSError, ValueError, AttributeError):
+            continue  # absent or unreadable: from_pretrained says why
+        if not isinstance(auto_map, dict):
+            continue
+        refs = [r for v in auto_map.values() for r in (v if isinstance(v, list) else [v]) if r]
+        foreign = sorted({str(r) for r in refs} - OWN_CODE)
+        if foreign:
+            raise SftlabError(
+                f"{model_dir / name} needs code shipped in the folder ({', '.join(foreign)} in "
+                f"auto_map): predict.py and serve.py never run a folder's code "
+                f"(trust_remote_code=False); use a model transformers or sftlab knows"
+            )
 
 
 def _cleaning(data: dict[str, Any], meta: dict[str, Any]) -> list[str]:
@@ -163,6 +205,15 @@ def _cleaning(data: dict[str, Any], meta: dict[str, Any]) -> list[str]:
     if not isinstance(cleaning, (list, tuple)):
         raise SftlabError(f"data.cleaning must be a list of step names, got {cleaning!r}")
     return [str(s) for s in cleaning]
+
+
+def _max_chars(data: dict[str, Any], meta: dict[str, Any]) -> int:
+    """The run's ``data.max_chars`` (config, else ``sftlab.json``); 0 = 32 x max_length (the
+    default, and what a folder exported before ``max_chars`` was written gets)."""
+    value = data.get("max_chars") or meta.get("max_chars") or 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SftlabError(f"data.max_chars must be a positive number of characters, got {value!r}")
+    return value
 
 
 def _read_meta(model_dir: Path) -> dict[str, Any]:
@@ -195,6 +246,18 @@ def _device(name: str) -> torch.device:
 
 
 # -- predicting -------------------------------------------------------------------------------
+def cut_texts(texts: list[str], max_chars: int, keep_end: bool = False) -> list[str]:
+    """``texts`` cut to ``max_chars`` characters (the start, or with ``keep_end`` the end), as
+    training cuts them (``data.max_chars``): a 50 MB text is never tokenized whole."""
+    long = sum(len(t) > max_chars for t in texts)
+    if not long:
+        return texts
+    log.info("cut %d texts longer than %d characters (data.max_chars)", long, max_chars)
+    if keep_end:
+        return [t[-max_chars:] if len(t) > max_chars else t for t in texts]
+    return [t[:max_chars] for t in texts]
+
+
 def class_probabilities(
     predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
 ) -> np.ndarray:
@@ -219,7 +282,7 @@ def batched(
     """
     if batch_size < 1:
         raise SftlabError(f"batch_size must be >= 1, got {batch_size}")
-    texts = clean_texts(list(texts), predictor.cleaning)
+    texts = clean_texts(cut_texts(list(texts), predictor.max_chars), predictor.cleaning)
     enc = predictor.tokenizer(texts, truncation=True, max_length=predictor.max_length)
     lengths = [len(ids) for ids in enc["input_ids"]]
     order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
@@ -290,7 +353,8 @@ def generation_frame(
     built with the chat template as in training."""
 
     def clean(texts: list[str]) -> list[str]:
-        return clean_texts(texts, predictor.cleaning)
+        # a prompt too long loses its start in generation, so the cut keeps its end
+        return clean_texts(cut_texts(texts, predictor.max_chars, keep_end=True), predictor.cleaning)
 
     if all(isinstance(t, str) for t in texts):
         texts = clean(texts)

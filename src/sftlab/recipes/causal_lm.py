@@ -162,5 +162,6 @@ def export_keys(data_cfg: DataConfig) -> dict[str, Any]:
         "messages_column": data_cfg.messages_column,
         "cleaning": data_cfg.cleaning,
         "max_length": data_cfg.max_length,
+        "max_chars": data_cfg.max_chars,
         "max_new_tokens": data_cfg.max_new_tokens,
     }

@@ -30,9 +30,15 @@ HYDRA_ONLY = {".hydra", "train.log", "predict.log"}
 _BEFORE: dict[str, dict[str, frozenset[str]] | None] = {}
 
 
-def run_or_exit(fn: Callable[[Any], Any], cfg: Any, run_dir: str | None) -> Any:
+def run_or_exit(
+    fn: Callable[[Any], Any],
+    cfg: Any,
+    run_dir: str | None,
+    on_stop: Callable[[signals.Interrupted], str] | None = None,
+) -> Any:
     """Call ``fn(cfg)``; on a user error print one line, remove what the run created in an
-    empty run dir, exit 2; on SIGTERM / SIGINT say how to resume and exit 143 / 130."""
+    empty run dir, exit 2; on SIGTERM / SIGINT print ``on_stop``'s line (default: training's,
+    saying how to resume) and exit 143 / 130."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     signals.install()
     try:
@@ -43,8 +49,17 @@ def run_or_exit(fn: Callable[[Any], Any], cfg: Any, run_dir: str | None) -> Any:
         sys.exit(2)
     except signals.Interrupted as stop:
         remove_created(run_dir)
-        print(interrupted_line(stop), file=sys.stderr)
+        print((on_stop or interrupted_line)(stop), file=sys.stderr)
         sys.exit(stop.exit_code)
+
+
+def stopped_line(command: str, outcome: str) -> Callable[[signals.Interrupted], str]:
+    """``on_stop`` for a command that trains nothing: no checkpoint, nothing to resume."""
+
+    def line(stop: signals.Interrupted) -> str:
+        return f"{command} stopped by {signals.signal.Signals(stop.signum).name}: {outcome}"
+
+    return line
 
 
 def interrupted_line(stop: signals.Interrupted) -> str:
