@@ -89,11 +89,11 @@ def save_results(
     extra: dict[str, Any],
     card: str | None = None,
 ) -> None:
-    """metrics.json first (a failed export keeps it, and best.ckpt to export again), the run
-    marked finished, then ``model/``: a Hugging Face folder (LoRA merged unless
-    ``strategy.adapter_only``)."""
+    """metrics.json first (a failed export keeps it, and best.ckpt to export again), then
+    ``model/``: a Hugging Face folder (LoRA merged unless ``strategy.adapter_only``), then the
+    run marked finished: a run stopped before that resumes without training, to the same
+    metrics and model."""
     write_json(run.out / "metrics.json", metrics)
-    run.save(status="finished")
     if cfg.get("export", True):
         with lifecycle.export_guard(run.out):
             export_model(
@@ -103,6 +103,7 @@ def save_results(
                 extra=extra,
                 card=card,
             )
+    run.save(status="finished")
 
 
 def numbers(metrics: dict[str, Any]) -> dict[str, float]:
