@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sftlab import train
@@ -34,6 +35,22 @@ def test_run_writes_report_with_linked_figures(tiny_cfg, capsys):
             f"| {row['label']} | 3 | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} |"
             in report
         )
+    _assert_no_phantom_epoch(out, metrics, epochs=2)
+
+
+def _assert_no_phantom_epoch(out: Path, metrics: dict, epochs: int) -> None:
+    """The best checkpoint's validation after fit is logged as best/val/*, in a row with no
+    epoch (with the test metrics): the CSV, the curves and the notebook's history table (the
+    same groupby) show the trained epochs only."""
+    history = pd.read_csv(out / "csv" / "metrics.csv")
+    assert set(history["epoch"].dropna().astype(int)) == set(range(epochs))
+    table = history.groupby("epoch")[["val/loss", "val/acc", "val/f1_macro"]].last().dropna()
+    assert len(table) == epochs  # quickstart.ipynb's history table
+    (after,) = history[history["epoch"].isna()].to_dict("records")
+    assert after["step"] == history["step"].max()
+    for key in ("val/loss", "val/f1_macro", "test/acc", "test/f1_macro"):
+        logged = after[f"best/{key}" if key.startswith("val/") else key]
+        assert logged == pytest.approx(metrics[key], abs=1e-6), key
 
 
 def test_per_class_precision_from_confusion_matrix():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -108,6 +109,19 @@ def test_generation_run_reports_perplexity_and_generation_scores(generation_run)
     assert all(r["prompt"].startswith("Translate English to Spanish: ") for r in rows)
     assert (out / "model" / "config.json").exists()
     assert json.loads((out / "model" / "sftlab.json").read_text())["task"] == "generation"
+
+
+def test_generation_log_holds_the_trained_epochs_only(generation_run):
+    """The starting-point score (before/val/*, step 0) and the best checkpoint's validation
+    (best/val/*, last step) are rows with no epoch, not a first or an extra epoch."""
+    _, out, metrics = generation_run
+    history = pd.read_csv(out / "csv" / "metrics.csv")
+    assert set(history["epoch"].dropna().astype(int)) == {0, 1, 2, 3}
+    assert history.groupby("epoch")["val/loss"].count().tolist() == [1, 1, 1, 1]
+    before, after = history[history["epoch"].isna()].to_dict("records")
+    assert before["step"] == 0 and after["step"] == history["step"].max()
+    assert before["before/val/loss"] == pytest.approx(metrics["before/val/loss"], abs=1e-6)
+    assert after["best/val/loss"] == pytest.approx(metrics["val/loss"], abs=1e-6)
 
 
 def test_exported_causal_lm_reloads_and_generates_the_same(generation_run, tokenizer):

@@ -29,14 +29,14 @@ RUN = [
 PAUSE_AT = 13
 
 
-def _start(out: Path, seconds: float, *extra: str) -> subprocess.Popen:
+def _start(out: Path, seconds: float, *extra: str, step: int = PAUSE_AT) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(
         [
             sys.executable,
             str(ROOT / "tests" / "helpers" / "stoppable_run.py"),
             str(out),
-            str(PAUSE_AT),
+            str(step),
             str(seconds),
             *RUN,
             *extra,
@@ -54,7 +54,7 @@ def _wait_for_pause(proc: subprocess.Popen, out: Path, timeout: float = 600) -> 
     deadline = time.monotonic() + timeout
     while not marker.exists():
         if proc.poll() is not None:
-            pytest.fail(f"the run ended before step {PAUSE_AT}: {proc.stderr.read()[-2000:]}")
+            pytest.fail(f"the run ended before its pause: {proc.stderr.read()[-2000:]}")
         assert time.monotonic() < deadline, "the run never reached the pause"
         time.sleep(0.1)
 
@@ -156,6 +156,25 @@ def test_sigterm_saves_says_how_to_resume_and_exits_143(tmp_path, uninterrupted)
     )
     _assert_same(resumed, uninterrupted[1], out, uninterrupted[0])
     _assert_same_log(out, uninterrupted[0])
+
+
+@pytest.mark.slow
+def test_sigterm_in_an_epochs_last_step_stops_after_its_validation(tmp_path, uninterrupted):
+    """Saved right after the last step, the checkpoint would come before the epoch's validation,
+    which Lightning skips on resume: the stop waits for the epoch-end checkpoint."""
+    out = tmp_path / "run"
+    proc = _start(out, 1.5, step=8)  # the ninth and last training step of the first epoch
+    _wait_for_pause(proc, out)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-2000:]
+    last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 9
+    best = next(v for v in last["callbacks"].values() if v.get("monitor") == "val/f1_macro")
+    assert best["best_model_score"] is not None  # the epoch's validation ran
+
+    resumed = train(compose_cfg([*TINY, f"resume={out}"], output_dir=tmp_path / "other"))
+    _assert_same(resumed, uninterrupted[1], out, uninterrupted[0])
 
 
 def test_resume_auto_starts_fresh_without_an_unfinished_run(tmp_path, uninterrupted):

@@ -4,7 +4,9 @@ A checkpoint taken inside an epoch stores, through the DataModule's ``state_dict
 saves and restores it with the checkpoint), the random state at the start of that epoch, the
 number of batches already trained and the random state at the save. On resume the loader draws
 the epoch's order again from the first, skips the trained batches and puts the second back, so
-shuffling and dropout continue exactly where they stopped.
+shuffling and dropout continue exactly where they stopped. A checkpoint taken once the epoch's
+batches are all trained (at the epoch end, after its validation) is where the next epoch starts:
+it stores the random state that epoch's order is drawn from, and nothing to skip.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ class ResumableLoader(DataLoader):
         if resume:
             for _ in range(int(resume["batches"])):  # the batches this epoch already trained on
                 next(iterator, None)
-            set_rng_state(resume["rng"])
+            if "rng" in resume:  # saved inside the epoch: dropout goes on from there
+                set_rng_state(resume["rng"])
         return iterator
 
 
@@ -86,8 +89,12 @@ class ResumableData:
         loader = self._train_loader
         if trainer is None or loader is None or loader.epoch_rng is None:
             return {}
-        progress = trainer.fit_loop.epoch_loop.batch_progress.current
-        return {"epoch_rng": loader.epoch_rng, "rng": rng_state(), "batches": progress.processed}
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if batches >= trainer.num_training_batches:
+            # The epoch's batches are all trained: Lightning resumes at the next epoch, whose
+            # order an uninterrupted run draws from the random state it has now.
+            return {"epoch_rng": rng_state(), "batches": 0}
+        return {"epoch_rng": loader.epoch_rng, "rng": rng_state(), "batches": batches}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._resume = dict(state) or None

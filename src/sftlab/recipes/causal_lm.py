@@ -25,7 +25,7 @@ from sftlab.models.speed import scale
 from sftlab.recipes import steps
 from sftlab.strategies.optim import optimizer_from_config
 from sftlab.tasks.generation import CausalLMModule, score_generations
-from sftlab.training import lifecycle
+from sftlab.training import lifecycle, loggers
 from sftlab.training.callbacks import early_stopping
 from sftlab.training.resume import RunPlan, checkpoint_callbacks
 from sftlab.utils import hardware
@@ -127,9 +127,13 @@ def build_trainer(cfg: DictConfig, plan: RunPlan, has_val: bool) -> tuple[L.Trai
 def score_before(
     trainer: L.Trainer, module: CausalLMModule, data: GenerationDataModule
 ) -> dict[str, float]:
-    """The starting point: what fine-tuning is measured against (``before/val/*``)."""
-    (before,) = trainer.validate(module, datamodule=data, verbose=False)
-    return {f"before/{k}": float(v) for k, v in before.items()}
+    """The starting point: what fine-tuning is measured against (``before/val/*``; logged at
+    step 0 with no epoch, not as the first epoch's validation)."""
+    with loggers.held_back(trainer) as held:
+        (before,) = trainer.validate(module, datamodule=data, verbose=False)
+    scores = {f"before/{k}": float(v) for k, v in before.items()}
+    loggers.log_outside_fit(held, scores, step=0)
+    return scores
 
 
 def generate_samples(

@@ -64,20 +64,26 @@ def evaluate_best(
     test: bool,
 ) -> dict[str, Any]:
     """The best checkpoint's ``val/*`` (and ``test/*``) metrics; with neither, its weights are
-    loaded so that the export holds them."""
-    metrics: dict[str, Any] = {}
+    loaded so that the export holds them. The loggers get them once, at the last step and with
+    no epoch, the validation as ``best/val/*``: the history of ``val/*`` per epoch holds only
+    the epochs trained."""
+    val: dict[str, float] = {}
+    tested: dict[str, Any] = {}
     ckpt = checkpoint.best_model_path or None
-    if validate:
-        (val,) = trainer.validate(
-            module, datamodule=data, ckpt_path=ckpt, verbose=False, weights_only=True
-        )
-        metrics.update({k: float(v) for k, v in val.items()})
-    if test:
-        trainer.test(module, datamodule=data, ckpt_path=ckpt, verbose=False, weights_only=True)
-        metrics.update(module.test_results)
-    elif ckpt and not validate:
-        load_weights(module, ckpt)
-    return metrics
+    with loggers.held_back(trainer) as held:
+        if validate:
+            (logged,) = trainer.validate(
+                module, datamodule=data, ckpt_path=ckpt, verbose=False, weights_only=True
+            )
+            val = {k: float(v) for k, v in logged.items()}
+        if test:
+            trainer.test(module, datamodule=data, ckpt_path=ckpt, verbose=False, weights_only=True)
+            tested = module.test_results
+        elif ckpt and not validate:
+            load_weights(module, ckpt)
+    best = {f"best/{k}": v for k, v in val.items()}
+    loggers.log_outside_fit(held, {**best, **tested}, step=trainer.global_step)
+    return {**val, **tested}
 
 
 def save_results(
@@ -89,11 +95,11 @@ def save_results(
     extra: dict[str, Any],
     card: str | None = None,
 ) -> None:
-    """metrics.json first (a failed export keeps it, and best.ckpt to export again), the run
-    marked finished, then ``model/``: a Hugging Face folder (LoRA merged unless
-    ``strategy.adapter_only``)."""
+    """metrics.json first (a failed export keeps it, and best.ckpt to export again), then
+    ``model/``: a Hugging Face folder (LoRA merged unless ``strategy.adapter_only``), then the
+    run marked finished: a run stopped before that resumes without training, to the same
+    metrics and model."""
     write_json(run.out / "metrics.json", metrics)
-    run.save(status="finished")
     if cfg.get("export", True):
         with lifecycle.export_guard(run.out):
             export_model(
@@ -103,6 +109,7 @@ def save_results(
                 extra=extra,
                 card=card,
             )
+    run.save(status="finished")
 
 
 def numbers(metrics: dict[str, Any]) -> dict[str, float]:

@@ -5,9 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightning.pytorch as L
 from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
 from sftlab.utils.errors import SftlabError
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """``EarlyStopping`` that stops a resumed run again: a run killed after it stopped early (in
+    its test or export) resumes from the ``last.ckpt`` of its last epoch, and Lightning does not
+    save ``trainer.should_stop``, so it would train on."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.stopping_reason != EarlyStoppingReason.NOT_STOPPED:  # restored from the checkpoint
+            trainer.should_stop = True
 
 
 def early_stopping(cfg: Any, monitor: str, mode: str) -> list[EarlyStopping]:
@@ -20,10 +32,8 @@ def early_stopping(cfg: Any, monitor: str, mode: str) -> list[EarlyStopping]:
         raise SftlabError(
             f"early_stopping.patience must be a whole number >= 1 (or null: off), got {patience!r}"
         )
-    from lightning.pytorch.callbacks import EarlyStopping
-
     return [
-        EarlyStopping(
+        ResumableEarlyStopping(
             monitor=monitor,
             mode=mode,
             patience=patience,

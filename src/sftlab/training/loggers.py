@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -87,3 +89,31 @@ def log_config(logger: Any, cfg: DictConfig) -> None:
     config = masked(OmegaConf.to_container(cfg, resolve=True))
     for each in as_list(logger):
         each.log_hyperparams(config)
+
+
+@contextmanager
+def held_back(trainer: Any) -> Iterator[list[Any]]:
+    """The trainer's loggers, held back while the block evaluates outside fit (a starting-point
+    score, the best checkpoint's validation and test). Lightning would log such an evaluation
+    as one more epoch of the run's history: a phantom epoch in csv/metrics.csv, curves.png and
+    W&B. The block logs the results itself, under keys of their own (``log_outside_fit``)."""
+    held = list(trainer.loggers)
+    trainer.loggers = []
+    try:
+        yield held
+    finally:
+        trainer.loggers = held
+
+
+def log_outside_fit(held: list[Any], values: dict[str, Any], step: int) -> None:
+    """The numbers in ``values`` to each logger at ``step``, in one row with no epoch."""
+    numbers = {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    if not numbers:
+        return
+    for each in held:
+        each.log_metrics(numbers, step=step)
+        each.save()

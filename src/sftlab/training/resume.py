@@ -291,7 +291,8 @@ def checkpoint_callbacks(
     out: Path, monitor: str | None, mode: str, every_n_steps: int | None
 ) -> tuple[ModelCheckpoint, list[ModelCheckpoint]]:
     """(the best-checkpoint callback, all checkpoint callbacks): ``best.ckpt`` by ``monitor``;
-    ``last.ckpt`` at every epoch end and every ``every_n_steps`` training steps.
+    ``last.ckpt`` at every epoch end and every ``every_n_steps`` training steps (but for a step
+    that validation follows: ``StepCheckpoint``).
 
     ``last.ckpt`` has its own callback: Lightning 2.6's ``save_last`` writes it only when the
     best checkpoint changed. Lightning calls checkpoint callbacks in this order, so ``last.ckpt``
@@ -306,7 +307,7 @@ def checkpoint_callbacks(
         enable_version_counter=False,
     )
     last = [
-        ModelCheckpoint(
+        kind(
             dirpath=out / "checkpoints",
             filename=LAST.stem,
             monitor=None,
@@ -314,7 +315,10 @@ def checkpoint_callbacks(
             enable_version_counter=False,
             **trigger,
         )
-        for trigger in ({"every_n_epochs": 1}, {"every_n_train_steps": every_n_steps})
+        for kind, trigger in (
+            (ModelCheckpoint, {"every_n_epochs": 1}),
+            (StepCheckpoint, {"every_n_train_steps": every_n_steps}),
+        )
         if None not in trigger.values()
     ]
     return best, [best, *last]
@@ -331,6 +335,26 @@ def read_checkpoint(ckpt: str | Path, fix: str, mmap: bool = False) -> dict[str,
     if not isinstance(state, dict):
         raise SftlabError(f"{ckpt} is not a Lightning checkpoint: {fix}")
     return state
+
+
+def validation_follows(trainer: Any) -> bool:
+    """Whether Lightning validates right after the training batch that just ended.
+
+    A checkpoint saved between such a batch and its validation is a resume point Lightning gets
+    wrong: it resumes past the validation without running it, so that epoch's score never
+    reaches the best checkpoint or early stopping. Checkpoints wait for the one saved after
+    the validation (``last.ckpt`` is saved after every validation and at every epoch end)."""
+    loop = trainer.fit_loop.epoch_loop
+    return bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every ``every_n_train_steps`` steps, except at a step validation follows:
+    the checkpoint saved after that validation takes its place."""
+
+    def on_train_batch_end(self, trainer: Any, *args: Any, **kwargs: Any) -> None:
+        if not validation_follows(trainer):
+            super().on_train_batch_end(trainer, *args, **kwargs)
 
 
 def load_weights(module: Any, ckpt: str | Path) -> None:

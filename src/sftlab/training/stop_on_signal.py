@@ -1,5 +1,6 @@
 """``StopOnSignal``: the Lightning callback that turns SIGTERM / SIGINT during fit into a saved
-``last.ckpt`` and ``Interrupted`` (``sftlab.utils.signals``) once the current batch is done."""
+``last.ckpt`` and ``Interrupted`` (``sftlab.utils.signals``) once the current batch is done, or,
+when validation follows that batch, once the validation and its checkpoints are done."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Checkpoint
 
+from sftlab.training.resume import validation_follows
 from sftlab.utils.signals import SIGNALS, Interrupted
 
 
-class StopOnSignal(Callback):
-    """Notes SIGTERM / SIGINT during fit; saves ``checkpoint`` after the current batch and raises."""
+class StopOnSignal(Checkpoint):
+    """Notes SIGTERM / SIGINT during fit; saves ``checkpoint`` after the current batch and raises.
+
+    A ``Checkpoint`` callback, so Lightning runs its hooks after the ``ModelCheckpoint`` ones:
+    at an epoch end it stops after the best and last checkpoints of that epoch are saved."""
 
     def __init__(self, checkpoint: Path):
         self.checkpoint = Path(checkpoint)
@@ -34,7 +39,11 @@ class StopOnSignal(Callback):
                 self._previous[signum] = signal.signal(signum, self._note)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        self.stop_if_signalled(trainer)
+        if not validation_follows(trainer):  # a checkpoint before it resumes past it
+            self.stop_if_signalled(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.stop_if_signalled(trainer)  # a signal during the epoch's last batch or validation
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for signum, handler in self._previous.items():
