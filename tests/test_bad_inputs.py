@@ -308,7 +308,11 @@ CASES = [
         r"neither a run dir \(config.yaml \+ model/\) nor a model folder",
     ),
     ("serve a missing run", _serve(run="{tmp}/gone"), r"run=.*gone not found"),
-    ("serve on a bad port", _serve(port="70000"), r"port=70000 is not a TCP port"),
+    (
+        "serve on a bad port",
+        _serve(port="70000"),
+        r"port must be a TCP port \(0-65535\), got '70000'",
+    ),
 ]
 
 

@@ -89,4 +89,7 @@ def resume_copy(copy: Path, out: Path) -> dict[str, float]:
     """Resume the run dir ``copy`` at its own path ``out`` (``resume=<dir>``), as after a kill."""
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(copy, out)
+    # The snapshot was taken inside this process, so its run.lock names a live pid (this one);
+    # a killed run's lock names a dead pid, which the resume takes over.
+    (out / "run.lock").unlink(missing_ok=True)
     return train(compose_cfg([*TINY, f"resume={out}"], output_dir=out.parent / "unused"))

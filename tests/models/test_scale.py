@@ -20,9 +20,9 @@ from tests.conftest import compose_cfg
 
 
 def test_early_stopping_ends_a_run_that_stops_improving(tiny_cfg):
-    """With the learning rate at 0 val/f1_macro never improves: patience 1 stops after 2 epochs."""
+    """With a learning rate of 1e-12 val/f1_macro never improves: patience 1 stops after 2 epochs."""
     cfg = tiny_cfg(
-        "trainer.max_epochs=6", "strategy.lr=0", "early_stopping.patience=1", "test=false"
+        "trainer.max_epochs=6", "strategy.lr=1e-12", "early_stopping.patience=1", "test=false"
     )
     metrics = train(cfg)
     assert metrics["epochs"] == 2  # epoch 0 sets the best, epoch 1 does not beat it: stop
