@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 from transformers import pipeline
@@ -14,6 +12,7 @@ from sftlab import train
 from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.models.backbone import load_tokenizer
 from tests.conftest import ROOT, TINY_CSV
+from tests.helpers.cli import train_cli
 
 
 def test_fast_dev_run(tiny_cfg):
@@ -62,15 +61,7 @@ def test_exported_model_loads_with_pipeline_and_reproduces_test_accuracy(finishe
 
 
 def run_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return train_cli(*args, cwd=cwd)
 
 
 def test_cli_offline_hub_model_fails_fast_in_one_line(tmp_path):

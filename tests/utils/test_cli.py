@@ -3,9 +3,7 @@ the user pointed hydra.run.dir at, nor the files that were in it (issue 20, poin
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ from omegaconf import OmegaConf
 
 from sftlab.utils import cli
 from sftlab.utils.errors import SftlabError
-from tests.conftest import ROOT
+from tests.helpers.cli import train_cli
 
 
 def _hydra_writes(run_dir: Path) -> None:
@@ -71,15 +69,7 @@ def test_without_a_note_nothing_is_removed(tmp_path, capsys):
 
 
 def _train_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return train_cli(*args, cwd=cwd)
 
 
 def test_train_py_keeps_the_users_folder_and_removes_its_own(tmp_path):
