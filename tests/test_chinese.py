@@ -23,8 +23,9 @@ from sftlab.data.cleaning import clean_texts
 from sftlab.data.datamodule import TextDataModule
 from sftlab.data.rows import prepare
 from sftlab.data.sources import SplitRows
+from sftlab.inference.frames import predict_frame
 from sftlab.inference.predict import predict
-from sftlab.inference.predictor import load_predictor, predict_frame
+from sftlab.inference.predictor import load_predictor
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, ROOT
 from tests.helpers.e5s1_writer import write_e5s1

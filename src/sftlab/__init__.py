@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 _API = {
     "train": "sftlab.run:train",
     "load_predictor": "sftlab.inference.predictor:load_predictor",
-    "predict": "sftlab.inference.predictor:predict_frame",
+    "predict": "sftlab.inference.frames:predict_frame",
     "predict_file": "sftlab.inference.predict:predict",
     "export_model": "sftlab.export.hf_folder:export_model",
     "export_from_checkpoint": "sftlab.export.from_checkpoint:export_from_checkpoint",

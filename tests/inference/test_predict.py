@@ -14,15 +14,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from sftlab.inference import predictor as predictor_module
+from sftlab.inference import frames as frames_module
+from sftlab.inference.frames import generation_frame, predict_frame
 from sftlab.inference.predict import default_output, predict
-from sftlab.inference.predictor import (
-    Predictor,
-    generation_frame,
-    load_predictor,
-    predict_frame,
-    refuse_folder_code,
-)
+from sftlab.inference.predictor import Predictor, load_predictor, refuse_folder_code
 from sftlab.tasks.metrics import classification_metrics
 from sftlab.utils.cli import run_or_exit
 from sftlab.utils.errors import SftlabError
@@ -321,7 +316,7 @@ def test_a_huge_prompt_keeps_its_end_as_generation_does(monkeypatch):
         seen.extend(prompts)
         return ["reply"] * len(prompts)
 
-    monkeypatch.setattr(predictor_module, "generate", fake_generate)
+    monkeypatch.setattr(frames_module, "generate", fake_generate)
     predictor = Predictor(None, None, [], "generation", "prompt", max_length=16, cleaning=[])
     huge = "x" * 10_000 + "Translate: hello"
     chat = [{"role": "user", "content": huge}]

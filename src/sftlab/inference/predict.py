@@ -10,7 +10,8 @@ import pandas as pd
 
 from sftlab.data.chat import generation_prompt, is_missing, parse_messages
 from sftlab.data.tables import first_row, read_table, write_table
-from sftlab.inference.predictor import check_task, load_predictor, predict_frame, require
+from sftlab.inference.frames import check_task, predict_frame
+from sftlab.inference.predictor import load_predictor, require
 from sftlab.utils.cli import stopped_line
 from sftlab.utils.errors import SftlabError
 

@@ -23,14 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sftlab.config.ranges import SERVE_RANGES, check_ranges
-from sftlab.inference.predictor import (
-    Predictor,
-    check_task,
-    class_probabilities,
-    load_predictor,
-    predict_frame,
-    require,
-)
+from sftlab.inference.frames import check_task, predict_frame
+from sftlab.inference.predictor import Predictor, class_probabilities, load_predictor, require
 from sftlab.utils.cli import stopped_line
 from sftlab.utils.errors import SftlabError
 
