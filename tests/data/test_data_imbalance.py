@@ -99,3 +99,20 @@ def test_run_rejects_wrong_weight_count(tiny_cfg):
         SftlabError, match=r"needs 3 non-negative numbers.*\['negative', 'neutral', 'positive'\]"
     ):
         train(tiny_cfg("trainer.fast_dev_run=true", "loss.class_weights=[1,2]"))
+
+
+def test_sqrt_and_auto_class_weights():
+    ids = [0] * 900 + [1] * 60 + [2] * 40
+    balanced = class_weights("balanced", ids, ["a", "b", "c"])
+    assert class_weights("sqrt", ids, ["a", "b", "c"]) == pytest.approx([w**0.5 for w in balanced])
+    # auto: sqrt where the largest class has 10x the rows of the smallest or more
+    assert class_weights("auto", ids, ["a", "b", "c"]) == pytest.approx([w**0.5 for w in balanced])
+    airline_like = [0] * 730 + [1] * 250 + [2] * 190  # 3.8x: unweighted, as before
+    assert class_weights("auto", airline_like, ["negative", "neutral", "positive"]) is None
+    # a label with no training row does not stop auto (it gets the largest weight)
+    weights = class_weights("auto", [0] * 50 + [1] * 2, ["a", "b", "c"])
+    assert weights[2] == max(weights)
+    with pytest.raises(
+        SftlabError, match="loss.class_weights=sqrt: no training rows with label 'c'"
+    ):
+        class_weights("sqrt", [0, 1], ["a", "b", "c"])

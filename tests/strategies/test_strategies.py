@@ -313,3 +313,22 @@ def test_decoder_classifier_with_lora_trains_and_its_adapter_reloads(tmp_path):
         preds = reloaded(**batch).logits.argmax(-1).tolist()
     names = [reloaded.config.id2label[i] for i in preds]
     assert (test["label"] == names).mean() == pytest.approx(metrics["test/acc"], abs=1e-6)
+
+
+def test_head_lr_scale_speeds_up_only_the_new_head(tokenizer):
+    model = strategies.full(tiny_model(tokenizer))
+    groups = param_groups(model, head_lr_scale=10.0)
+    optimizer = apply_lr_scale(torch.optim.AdamW(groups, lr=1e-4))
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    assert lr_of[id(params["classifier.weight"])] == pytest.approx(1e-3)
+    assert lr_of[id(params["classifier.bias"])] == pytest.approx(1e-3)
+    assert lr_of[id(params["bert.encoder.layer.1.output.dense.weight"])] == pytest.approx(1e-4)
+    assert lr_of[id(params["bert.embeddings.word_embeddings.weight"])] == pytest.approx(1e-4)
+    # with layer decay, the head keeps depth 0 and gets the scale on top
+    decayed = apply_lr_scale(
+        torch.optim.AdamW(param_groups(model, layer_decay=0.5, head_lr_scale=10.0), lr=1.0)
+    )
+    lr_of = {id(p): g["lr"] for g in decayed.param_groups for p in g["params"]}
+    assert lr_of[id(params["classifier.weight"])] == 10.0
+    assert lr_of[id(params["bert.encoder.layer.1.output.dense.weight"])] == 0.5

@@ -35,9 +35,17 @@ __all__ = ["check_config", "check_metric", "resolve_metric", "safe_label"]
 from sftlab.utils.errors import SftlabError
 
 # Keys of a ``_target_`` node that sftlab reads itself (not passed to the target).
-OWN_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_", "layer_decay"}
+OWN_KEYS = {
+    "_target_",
+    "_partial_",
+    "_recursive_",
+    "_convert_",
+    "_args_",
+    "layer_decay",
+    "head_lr_scale",
+}
 # Values sftlab resolves before Lightning sees them.
-OWN_VALUES = {"precision": {"auto"}}
+OWN_VALUES = {"precision": {"auto"}, "max_epochs": {"auto"}}
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -226,7 +234,7 @@ def _check_combinations(values: dict[str, Any], data: DataConfig) -> None:
             f"strategy.cache_features needs a frozen body, strategy={name} trains it: "
             f"use strategy=head_only or set strategy.cache_features=false"
         )
-    if loss.get("class_weights") is not None and task != "classification":
+    if loss.get("class_weights") not in (None, "auto") and task != "classification":
         raise SftlabError(
             f"loss.class_weights is for single-label classification: unset it for data.task={task}"
         )

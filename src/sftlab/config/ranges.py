@@ -104,7 +104,12 @@ RANGES: dict[str, Rule] = {
     "early_stopping.min_delta": at_least(0),
     "loss.huber_delta": above(0),
     # trainer (lightning.pytorch.Trainer)
-    "trainer.max_epochs": count(1) | value(-1, text="-1 (no limit, with trainer.max_steps)") | NULL,
+    "trainer.max_epochs": count(1)
+    | value("auto", text="auto (from the training split's size: budget.*)")
+    | value(-1, text="-1 (no limit, with trainer.max_steps)")
+    | NULL,
+    "budget.min_steps": count(1),
+    "budget.max_epochs": count(1),
     "trainer.min_epochs": count(0) | NULL,
     "trainer.max_steps": count(1) | value(-1, text="-1 (no limit)"),
     "trainer.min_steps": count(0) | NULL,
@@ -136,6 +141,7 @@ RANGES: dict[str, Rule] = {
     "optimizer.eps": above(0),
     "optimizer.betas": Rule(_betas, "two numbers in [0, 1)"),
     "optimizer.layer_decay": within(0, 1, low_in=False, high_in=True) | NULL,
+    "optimizer.head_lr_scale": above(0) | NULL,
     "scheduler.warmup_ratio": FRACTION,
     # model, strategy
     "model.dropout": FRACTION | NULL,

@@ -88,9 +88,20 @@ class TextDataModule(ResumableData, L.LightningDataModule):
                 log.info("%s: %d rows", name, len(part))
                 continue
             counts = part["label"].value_counts().reindex(self.label_names, fill_value=0)
-            log.info(
-                "%s: %d rows; labels %s", name, len(part), {k: int(v) for k, v in counts.items()}
-            )
+            log.info("%s: %d rows; %s", name, len(part), describe_counts(counts))
+            absent = [label for label, n in counts.items() if n == 0]
+            if absent and name != "train" and cfg.task == "classification":
+                log.warning(
+                    "%s: no rows of %d label%s (%s): %s/f1_macro and the other macro averages "
+                    "leave them out unless the model predicts them, and their per-label %s "
+                    "scores measure nothing",
+                    name,
+                    len(absent),
+                    "" if len(absent) == 1 else "s",
+                    _names(absent),
+                    "val" if name == "validation" else name,
+                    name,
+                )
         return self.frames
 
     def _warn_overlap(self, wheres: dict[str, str]) -> None:
@@ -359,6 +370,22 @@ class TextDataModule(ResumableData, L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
+
+
+def describe_counts(counts: pd.Series, show: int = 12) -> str:
+    """Rows per label, for the log: every label when there are few, else a summary with the
+    largest and smallest (52 labels printed one by one made a line nobody reads)."""
+    if len(counts) <= show:
+        return f"labels { ({k: int(v) for k, v in counts.items()}) }"
+    ordered = counts.sort_values(ascending=False)
+    top = ", ".join(f"'{k}' {int(v)}" for k, v in ordered.head(3).items())
+    low = ", ".join(f"'{k}' {int(v)}" for k, v in ordered.tail(3).items())
+    return f"{len(counts)} labels, largest {top}; smallest {low}"
+
+
+def _names(labels: list[str], show: int = 8) -> str:
+    shown = ", ".join(f"'{label}'" for label in labels[:show])
+    return shown + (f" and {len(labels) - show} more" if len(labels) > show else "")
 
 
 def within_positions(max_length: int, tokenizer: PreTrainedTokenizerBase) -> int:

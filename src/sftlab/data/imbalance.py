@@ -11,26 +11,38 @@ from torch.utils.data import Sampler
 
 from sftlab.utils.errors import SftlabError
 
+# loss.class_weights=auto weighs the loss when the largest class has at least this many times the
+# rows of the smallest (airline tweets: 3.9x, unweighted; Reuters R52: 1,300x, weighted).
+AUTO_RATIO = 10.0
+
 
 def class_weights(
     spec: Any, label_ids: Sequence[int], label_names: list[str]
 ) -> list[float] | None:
-    """``loss.class_weights``: null, ``balanced`` (n / (k * count), from the training labels)
-    or one weight per label in label order."""
+    """``loss.class_weights``: null, ``balanced`` (n / (k * count), from the training labels),
+    ``sqrt`` (the square root of balanced: rare classes count more, less than with balanced),
+    ``auto`` (sqrt where the classes are skewed, ``AUTO_RATIO``, else none) or one weight per
+    label in label order."""
     if spec is None:
         return None
     k = len(label_names)
-    if spec == "balanced":
+    if spec in ("balanced", "sqrt", "auto"):
         counts = np.bincount(np.asarray(label_ids, dtype=int), minlength=k)
-        if (counts == 0).any():
+        if spec == "auto":
+            present = counts[counts > 0]
+            if len(present) < 2 or present.max() < AUTO_RATIO * present.min():
+                return None
+            counts = np.maximum(counts, 1)  # a label with no training row gets the top weight
+        elif (counts == 0).any():
             missing = label_names[int(np.argmin(counts))]
-            raise SftlabError(
-                f"loss.class_weights=balanced: no training rows with label '{missing}'"
-            )
-        return [float(w) for w in len(label_ids) / (k * counts)]
+            raise SftlabError(f"loss.class_weights={spec}: no training rows with label '{missing}'")
+        balanced = len(label_ids) / (k * counts)
+        weights = balanced if spec == "balanced" else np.sqrt(balanced)
+        return [float(w) for w in weights]
     if isinstance(spec, str) or not isinstance(spec, Sequence):
         raise SftlabError(
-            f"loss.class_weights must be null, 'balanced' or a list of {k} numbers, got {spec!r}"
+            f"loss.class_weights must be null, auto, balanced, sqrt or a list of {k} numbers, "
+            f"got {spec!r}"
         )
     if len(spec) != k or any(not isinstance(w, (int, float)) or w < 0 for w in spec):
         raise SftlabError(
@@ -38,6 +50,23 @@ def class_weights(
             f"{label_names}; got {list(spec)}"
         )
     return [float(w) for w in spec]
+
+
+def describe_weights(spec: Any, weights: list[float] | None, label_names: list[str]) -> str:
+    """One log line: which loss weights the run uses and why."""
+    if weights is None:
+        if spec == "auto":
+            return (
+                f"loss.class_weights=auto: unweighted cross-entropy (the largest class has fewer "
+                f"than {AUTO_RATIO:g}x the rows of the smallest)"
+            )
+        return "loss.class_weights: unweighted cross-entropy"
+    low, high = int(np.argmin(weights)), int(np.argmax(weights))
+    why = f" (classes skewed {AUTO_RATIO:g}x or more: sqrt of balanced)" if spec == "auto" else ""
+    return (
+        f"loss.class_weights={spec if isinstance(spec, str) else 'list'}{why}: weights from "
+        f"{weights[low]:.3g} ('{label_names[low]}') to {weights[high]:.3g} ('{label_names[high]}')"
+    )
 
 
 def train_sampler(

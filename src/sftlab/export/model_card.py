@@ -88,6 +88,33 @@ def _metrics(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _baseline(metrics: dict[str, Any]) -> list[str]:
+    """The model beside TF-IDF + LinearSVC trained on the same training split (``baseline/*``)."""
+    if "baseline/acc" not in metrics:
+        return []
+
+    def cell(key: str) -> str:
+        value = metrics.get(key)
+        return "" if value is None else f"{value:.4f}"
+
+    lines = [
+        "",
+        "Against a linear baseline (TF-IDF word 1-2-grams + LinearSVC, trained on the same "
+        "training split, scored on the same test split):",
+        "",
+        "| | test accuracy | test macro-F1 |",
+        "|---|---|---|",
+        f"| this model | {cell('test/acc')} | {cell('test/f1_macro')} |",
+        f"| TF-IDF + LinearSVC | {cell('baseline/acc')} | {cell('baseline/f1_macro')} |",
+    ]
+    if any(
+        metrics.get(f"test/{k}", 1.0) < metrics.get(f"baseline/{k}", 0.0)
+        for k in ("acc", "f1_macro")
+    ):
+        lines += ["", "**This model scores below the linear baseline on the test split.**"]
+    return lines
+
+
 def _confusion(metrics: dict[str, Any], labels: list[str]) -> list[str]:
     cm = metrics.get("test/confusion_matrix")
     if not cm:
@@ -135,6 +162,7 @@ def model_card(cfg: dict[str, Any], metrics: dict[str, Any], labels: list[str]) 
         "## Metrics (best checkpoint)",
         "",
         *_metrics(metrics),
+        *_baseline(metrics),
         *_confusion(metrics, labels),
         "",
         "## How to use",

@@ -25,7 +25,7 @@ from sftlab.models.speed import scale
 from sftlab.recipes import steps
 from sftlab.strategies.optim import optimizer_from_config
 from sftlab.tasks.generation import CausalLMModule, score_generations
-from sftlab.training import lifecycle, loggers
+from sftlab.training import budget, lifecycle, loggers
 from sftlab.training.callbacks import early_stopping
 from sftlab.training.resume import RunPlan, checkpoint_callbacks
 from sftlab.utils import hardware
@@ -48,6 +48,7 @@ def run(cfg: DictConfig, plan: RunPlan) -> dict[str, float]:
     module = build_task_module(cfg, model, model_cfg)
     has_val = "validation" in data.datasets
     trainer, checkpoint = build_trainer(cfg, plan, has_val)
+    budget.apply(trainer, cfg, len(data.datasets["train"]), data_cfg.batch_size)
     steps.write_run_config(trainer, plan)  # before validate() starts the CSV writer
 
     metrics: dict[str, Any] = {"trainable_params": sizes[0], "total_params": sizes[1]}
@@ -95,7 +96,7 @@ def build_model(
 
 
 def build_task_module(cfg: DictConfig, model: Any, model_cfg: dict[str, Any]) -> CausalLMModule:
-    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
+    optimizer, layer_decay, _ = optimizer_from_config(cfg.optimizer)  # no new head
     return CausalLMModule(
         scale.compiled(model, model_cfg.get("compile", False)),
         optimizer,
@@ -120,7 +121,9 @@ def build_trainer(cfg: DictConfig, plan: RunPlan, has_val: bool) -> tuple[L.Trai
         *early_stopping(cfg, "val/loss", "min"),
     ]
     logger = steps.logger_for(cfg, plan, run_name=None, group=None)
-    trainer = steps.make_trainer(cfg, callbacks, logger, inference_mode=False)
+    trainer = steps.make_trainer(
+        cfg, callbacks, logger, inference_mode=False, **budget.trainer_overrides(cfg)
+    )
     return trainer, checkpoint
 
 

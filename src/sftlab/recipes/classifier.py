@@ -24,6 +24,7 @@ from sftlab import strategies
 from sftlab.config.checks import check_metric
 from sftlab.config.data import DataConfig
 from sftlab.config.metric_names import monitor as task_monitor
+from sftlab.data import imbalance
 from sftlab.data.datamodule import TextDataModule
 from sftlab.export.hf_folder import model_extra, write_splits
 from sftlab.export.model_card import model_card
@@ -31,12 +32,12 @@ from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.causal import resolved_model_cfg
 from sftlab.models.speed import cuda_graphs, scale, unpad
 from sftlab.recipes import steps
-from sftlab.reporting import wandb_tables
+from sftlab.reporting import baseline, wandb_tables
 from sftlab.reporting.report import print_metrics, write_report
 from sftlab.strategies.optim import optimizer_from_config
 from sftlab.tasks.base import EncoderTask
 from sftlab.tasks.build import build_module
-from sftlab.training import lifecycle, loggers
+from sftlab.training import budget, lifecycle, loggers
 from sftlab.training.callbacks import early_stopping
 from sftlab.training.features import cache_features
 from sftlab.training.progress import progress
@@ -55,6 +56,7 @@ def run(cfg: DictConfig, plan: RunPlan) -> dict[str, float]:
     # Everything that can fail on user input happens before any file is written.
     model_cfg, tokenizer = load_model_settings(cfg)
     data, data_cfg = load_data(cfg, tokenizer)
+    floor = linear_floor(cfg, data, data_cfg)
     model = build_model(cfg, model_cfg, tokenizer, data.label_names)
     sizes = strategies.count_parameters(model)  # before fit: gradual unfreezing changes it
     graphed = choose_training_batches(cfg, model, tokenizer, data, data_cfg)
@@ -68,6 +70,7 @@ def run(cfg: DictConfig, plan: RunPlan) -> dict[str, float]:
     lifecycle.fit(trainer, module, fit_data, plan)
     metrics = run_facts(sizes, trainer, module, data, throughput, started)
     metrics.update(evaluate(cfg, trainer, module, data, fit_data, checkpoint, monitor))
+    metrics.update(floor)
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
     if trainer.is_global_zero:
         save_outputs(cfg, plan, metrics, model, tokenizer, data, data_cfg, module, monitor, logger)
@@ -91,6 +94,17 @@ def load_data(cfg: DictConfig, tokenizer: Any) -> tuple[TextDataModule, DataConf
             key, cfg.get(key), data_cfg.task, data.label_names, final=key == "optimized_metric"
         )
     return data, data_cfg
+
+
+def linear_floor(cfg: DictConfig, data: TextDataModule, data_cfg: DataConfig) -> dict[str, float]:
+    """TF-IDF + LinearSVC on the same train and test split (single-label classification,
+    ``baseline: true``): the floor the fine-tuned model is shown against."""
+    if not cfg.get("baseline", True) or data_cfg.task != "classification":
+        return {}
+    floor = baseline.linear_baseline(data.frames, len(data.label_names))
+    if floor:
+        log.info(baseline.describe(floor))
+    return floor
 
 
 def build_model(
@@ -150,7 +164,10 @@ def build_trainer(
     callbacks += early_stopping(cfg, monitor, mode)
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
         callbacks.append(instantiate(cfg.strategy.callback))
-    trainer = steps.make_trainer(cfg, callbacks, logger, **bar_args)
+    trainer = steps.make_trainer(
+        cfg, callbacks, logger, **bar_args, **budget.trainer_overrides(cfg)
+    )
+    budget.apply(trainer, cfg, len(data.frames["train"]), data.config.batch_size)
     return trainer, checkpoint, throughput, logger
 
 
@@ -186,9 +203,11 @@ def build_task_module(
     graphed: cuda_graphs.GraphedTraining | None,
 ) -> EncoderTask:
     """The LightningModule of ``data.task`` with its loss, metrics and optimizer."""
-    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
-    weights = cfg.get("loss", {}).get("class_weights")
-    weights = data.class_weights(weights) if data_cfg.is_classification else None
+    optimizer, layer_decay, head_lr_scale = optimizer_from_config(cfg.optimizer)
+    spec = cfg.get("loss", {}).get("class_weights")
+    weights = data.class_weights(spec) if data_cfg.task == "classification" else None
+    if data_cfg.task == "classification":
+        log.info(imbalance.describe_weights(spec, weights, data.label_names))
     return build_module(
         cfg,
         data_cfg,
@@ -198,6 +217,7 @@ def build_task_module(
         class_weights=weights,
         layer_decay=layer_decay,
         graphed=graphed,
+        head_lr_scale=head_lr_scale,
     )
 
 
@@ -295,6 +315,8 @@ def save_outputs(
         card=model_card(lifecycle.masked_config(cfg), metrics, labels),
     )
     print_metrics(metrics, labels, title=f"test metrics ({plan.out})")
+    if warning := baseline.shortfall(metrics):
+        log.warning(warning)
     write_report(plan.out, metrics, labels, monitor=monitor)
     wandb_tables.finish(logger, metrics, plan.out, model, tokenizer, data)
 

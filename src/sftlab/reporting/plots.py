@@ -197,16 +197,31 @@ def confusion_matrix(matrix: list[list[float]], labels: list[str], path: Path) -
     return _confusion_matrix(matrix, labels, path)
 
 
+# Past this many labels the cells carry no numbers (the table in report.md has them) and the
+# figure stops growing: its pixels, and the memory and time to draw them, stay bounded however
+# many labels a data set has (a 52-label matrix drawn cell by cell took 1.5 GB and 14 s).
+ANNOTATED_LABELS = 20
+MAX_INCHES = 16.0
+
+
 def _confusion_matrix(matrix: list[list[float]], labels: list[str], path: Path) -> Path:
-    with _figure(path, figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2)) as fig:
+    k = len(labels)
+    width, height = min(MAX_INCHES, 1.2 * k + 2.5), min(MAX_INCHES, 1.1 * k + 2)
+    with _figure(path, figsize=(width, height)) as fig:
         ax = fig.subplots()
-        ax.imshow(matrix, cmap="Blues")
-        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-        ax.set_yticks(range(len(labels)), labels)
+        ticks = max(4.0, min(10.0, 360 / max(k, 1)))
+        if k > ANNOTATED_LABELS:  # colour = the row's share, so rare classes stay visible
+            shares = [[v / (sum(row) or 1) for v in row] for row in matrix]
+            ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(matrix, cmap="Blues")
+        ax.set_xticks(range(k), labels, rotation=90 if k > ANNOTATED_LABELS else 30, ha="right")
+        ax.set_yticks(range(k), labels)
+        ax.tick_params(labelsize=ticks)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         peak = max((max(row) for row in matrix), default=0)
-        for i, row in enumerate(matrix):
+        for i, row in enumerate(matrix if k <= ANNOTATED_LABELS else []):
             total = sum(row) or 1
             for j, value in enumerate(row):
                 color = "white" if value > peak / 2 else "black"
@@ -219,5 +234,8 @@ def _confusion_matrix(matrix: list[list[float]], labels: list[str], path: Path) 
                     color=color,
                     fontsize=8,
                 )
-        ax.set_title("test confusion matrix")
+        ax.set_title(
+            "test confusion matrix"
+            + (" (colour: share of the true label's rows)" if k > ANNOTATED_LABELS else "")
+        )
     return path

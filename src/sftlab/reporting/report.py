@@ -9,20 +9,31 @@ from rich.console import Console
 from rich.table import Table
 
 from sftlab.config.metric_names import safe_label
+from sftlab.reporting.baseline import NAME, shortfall
 from sftlab.utils.files import write_text
+
+# Past this many labels the console shows no per-class rows and no confusion matrix: report.md
+# and metrics.json hold them (52 labels made 104 rows and a 52-column matrix nobody reads).
+CONSOLE_LABELS = 12
 
 
 def print_metrics(
     metrics: dict[str, Any], label_names: list[str], title: str = "test metrics"
 ) -> None:
-    """The scalar test metrics as a table, then the confusion matrix with label names."""
+    """The scalar test metrics as a table beside the linear baseline's, then (up to
+    ``CONSOLE_LABELS`` labels) the confusion matrix with label names."""
     console = Console()
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    few = len(label_names) <= CONSOLE_LABELS
+    per_class = {f"test/{kind}_{safe_label(n)}" for n in label_names for kind in ("recall", "f1")}
     for key, value in metrics.items():
-        if isinstance(value, float) and key.startswith("test/"):
+        if isinstance(value, float) and key.startswith("test/") and (few or key not in per_class):
             table.add_row(key, f"{value:.4f}")
+    for key in ("baseline/acc", "baseline/f1_macro"):
+        if key in metrics:
+            table.add_row(f"{key} ({NAME})", f"{metrics[key]:.4f}")
     for key, value in metrics.items():
         if key.startswith("best_"):
             table.add_row(key, f"{value:.4f}")
@@ -35,7 +46,7 @@ def print_metrics(
             table.add_row(key.replace("_seconds", " time"), f"{metrics[key]:.1f} s")
     console.print(table)
     cm = metrics.get("test/confusion_matrix")
-    if cm:
+    if cm and few:
         matrix = Table(title="test confusion matrix (rows: true, columns: predicted)")
         matrix.add_column("")
         for name in label_names:
@@ -43,6 +54,11 @@ def print_metrics(
         for name, row in zip(label_names, cm, strict=False):
             matrix.add_row(name, *(str(int(v)) for v in row))
         console.print(matrix)
+    elif cm:
+        console.print(
+            f"{len(label_names)} labels: per-class scores and the confusion matrix are in "
+            f"report.md and metrics.json"
+        )
 
 
 def per_class_table(metrics: dict[str, Any], label_names: list[str]) -> list[dict[str, Any]]:
@@ -95,6 +111,7 @@ def write_report(
             if key in metrics:
                 lines.append(f"| {key.replace('_', ' ')} | {metrics[key]} |")
         lines.append("")
+    lines += baseline_lines(metrics)
     if metrics.get("test/confusion_matrix"):
         lines += [
             "## Per class (test)",
@@ -129,6 +146,27 @@ def write_report(
     report = run_dir / "report.md"
     write_text(report, "\n".join(lines))
     return report
+
+
+def baseline_lines(metrics: dict[str, Any]) -> list[str]:
+    """The model beside the linear baseline on the same test split, with the warning when the
+    model scores below it."""
+    if "baseline/acc" not in metrics:
+        return []
+    lines = [
+        "## Against the linear baseline (test)",
+        "",
+        "| | accuracy | macro-F1 |",
+        "|---|---|---|",
+        f"| fine-tuned model | {_cell(metrics.get('test/acc'))} | {_cell(metrics.get('test/f1_macro'))} |",
+        f"| {NAME} ({metrics.get('baseline/seconds', 0):.1f} s) | {_cell(metrics['baseline/acc'])} "
+        f"| {_cell(metrics.get('baseline/f1_macro'))} |",
+        "",
+    ]
+    warning = shortfall(metrics)
+    if warning:
+        lines += [f"**Warning:** {warning}.", ""]
+    return lines
 
 
 def _cell(value: float | None) -> str:

@@ -15,7 +15,7 @@ from lightning.pytorch.utilities import GradClipAlgorithmType
 from torch import nn
 
 from sftlab.strategies.gradual import UNFREEZE_LATER
-from sftlab.strategies.layers import depth_from_top, find_layers
+from sftlab.strategies.layers import depth_from_top, find_layers, is_head
 from sftlab.utils.errors import SftlabError
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,11 @@ log = logging.getLogger(__name__)
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
-def param_groups(model: nn.Module, layer_decay: float | None = None) -> list[dict[str, Any]]:
-    """Groups for ``optimizer(groups)``; each carries ``lr_scale`` for ``apply_lr_scale``."""
+def param_groups(
+    model: nn.Module, layer_decay: float | None = None, head_lr_scale: float = 1.0
+) -> list[dict[str, Any]]:
+    """Groups for ``optimizer(groups)``; each carries ``lr_scale`` for ``apply_lr_scale``: the
+    layer decay's, times ``head_lr_scale`` for the task head (``optimizer.head_lr_scale``)."""
     if layer_decay is not None and not 0 < layer_decay <= 1:
         raise SftlabError(f"optimizer.layer_decay must be in (0, 1] or null, got {layer_decay}")
     take_frozen = getattr(model, UNFREEZE_LATER, False)
@@ -37,16 +40,18 @@ def param_groups(model: nn.Module, layer_decay: float | None = None) -> list[dic
                 f"optimizer.layer_decay={layer_decay} needs transformer blocks to decay over: use it with "
                 f"strategy=full or top_k, or set optimizer.layer_decay=null"
             ) from None
-    groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
+    groups: dict[tuple[int, bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not (param.requires_grad or take_frozen):
             continue
         depth = depth_from_top(name, prefix, n_layers) if layer_decay is not None else 0
         no_decay = any(k in name for k in NO_DECAY)
-        groups.setdefault((depth, no_decay), []).append(param)
+        head = head_lr_scale != 1.0 and is_head(name)
+        groups.setdefault((depth, no_decay, head), []).append(param)
     out = []
-    for (depth, no_decay), params in sorted(groups.items()):
-        group: dict[str, Any] = {"params": params, "lr_scale": (layer_decay or 1.0) ** depth}
+    for (depth, no_decay, head), params in sorted(groups.items()):
+        scale = (layer_decay or 1.0) ** depth * (head_lr_scale if head else 1.0)
+        group: dict[str, Any] = {"params": params, "lr_scale": scale}
         if no_decay:
             group["weight_decay"] = 0.0
         out.append(group)
@@ -60,9 +65,9 @@ def apply_lr_scale(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     return optimizer
 
 
-def optimizer_from_config(optimizer_cfg: Any) -> tuple[Any, float | None]:
-    """(partial optimizer, layer_decay) from the ``optimizer`` node: ``layer_decay`` is sftlab's
-    own key, read here and kept away from the optimizer class."""
+def optimizer_from_config(optimizer_cfg: Any) -> tuple[Any, float | None, float]:
+    """(partial optimizer, layer_decay, head_lr_scale) from the ``optimizer`` node: those two
+    are sftlab's own keys, read here and kept away from the optimizer class."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -72,7 +77,8 @@ def optimizer_from_config(optimizer_cfg: Any) -> tuple[Any, float | None]:
         else dict(optimizer_cfg)
     )
     layer_decay = values.pop("layer_decay", None)
-    return instantiate(values), layer_decay
+    head_lr_scale = values.pop("head_lr_scale", None) or 1.0
+    return instantiate(values), layer_decay, float(head_lr_scale)
 
 
 def configure_optimizers(
@@ -81,10 +87,11 @@ def configure_optimizers(
     scheduler_fn: Any | None,
     num_training_steps: int,
     layer_decay: float | None = None,
+    head_lr_scale: float = 1.0,
 ) -> dict[str, Any]:
     """What a LightningModule's ``configure_optimizers`` returns: the partial optimizer completed
     with the trainable parameter groups, and the per-step schedule."""
-    optimizer = apply_lr_scale(optimizer_fn(param_groups(model, layer_decay)))
+    optimizer = apply_lr_scale(optimizer_fn(param_groups(model, layer_decay, head_lr_scale)))
     if scheduler_fn is None:
         return {"optimizer": optimizer}
     scheduler = scheduler_fn(optimizer, num_training_steps=num_training_steps)
@@ -116,6 +123,7 @@ class OptimizerFromConfig:
             self.scheduler_fn,
             int(self.trainer.estimated_stepping_batches),
             self.layer_decay,
+            getattr(self, "head_lr_scale", 1.0),
         )
 
     def configure_gradient_clipping(

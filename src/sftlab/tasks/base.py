@@ -30,6 +30,7 @@ class EncoderTask(OptimizerFromConfig, L.LightningModule):
         scheduler: a partial schedule awaiting the optimizer and ``num_training_steps``.
         metrics: the task's MetricCollection, cloned per stage.
         layer_decay: layer-wise lr decay (``optimizer.layer_decay``); None = one lr for all.
+        head_lr_scale: the task head's lr over the body's (``optimizer.head_lr_scale``).
         graphed: the CUDA-graph training step (``model.cuda_graphs``), or None.
     """
 
@@ -44,6 +45,7 @@ class EncoderTask(OptimizerFromConfig, L.LightningModule):
         metrics: MetricCollection | None = None,
         layer_decay: float | None = None,
         graphed: Any = None,
+        head_lr_scale: float = 1.0,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "optimizer", "scheduler", "metrics", "graphed"])
@@ -55,6 +57,7 @@ class EncoderTask(OptimizerFromConfig, L.LightningModule):
         self.optimizer_fn = optimizer
         self.scheduler_fn = scheduler
         self.layer_decay = layer_decay
+        self.head_lr_scale = head_lr_scale
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")

@@ -33,6 +33,7 @@ def build_module(
     class_weights=None,
     layer_decay: float | None = None,
     graphed: Any = None,
+    head_lr_scale: float = 1.0,
 ) -> EncoderTask:
     """The LightningModule for ``data.task`` around ``model`` (a partial ``optimizer``)."""
     if hasattr(model, "config"):  # a cached-features head has no config of its own
@@ -49,6 +50,7 @@ def build_module(
             huber_delta=loss.get("huber_delta", 1.0),
             layer_decay=layer_decay,
             graphed=graphed,
+            head_lr_scale=head_lr_scale,
         )
     if data_cfg.task == "multilabel":
         return MultiLabelClassifier(
@@ -59,6 +61,7 @@ def build_module(
             threshold=data_cfg.threshold,
             layer_decay=layer_decay,
             graphed=graphed,
+            head_lr_scale=head_lr_scale,
         )
     return SequenceClassifier(
         model,
@@ -68,6 +71,7 @@ def build_module(
         class_weights=class_weights,
         layer_decay=layer_decay,
         graphed=graphed,
+        head_lr_scale=head_lr_scale,
     )
 
 
