@@ -27,6 +27,7 @@ from sftlab.strategies.optim import optimizer_from_config
 from sftlab.tasks.generation import CausalLMModule, score_generations
 from sftlab.training import budget, lifecycle, loggers
 from sftlab.training.callbacks import early_stopping
+from sftlab.training.memory import ReleaseFreedMemory
 from sftlab.training.resume import RunPlan, checkpoint_callbacks
 from sftlab.utils import hardware
 
@@ -119,6 +120,7 @@ def build_trainer(cfg: DictConfig, plan: RunPlan, has_val: bool) -> tuple[L.Trai
         *checkpoints,
         lifecycle.stop_callback(plan.out),
         *early_stopping(cfg, "val/loss", "min"),
+        ReleaseFreedMemory(),
     ]
     logger = steps.logger_for(cfg, plan, run_name=None, group=None)
     trainer = steps.make_trainer(

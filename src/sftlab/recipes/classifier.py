@@ -40,6 +40,7 @@ from sftlab.tasks.build import build_module
 from sftlab.training import budget, lifecycle, loggers
 from sftlab.training.callbacks import early_stopping
 from sftlab.training.features import cache_features
+from sftlab.training.memory import ReleaseFreedMemory, release_freed_memory
 from sftlab.training.progress import progress
 from sftlab.training.resume import RunPlan, checkpoint_callbacks
 from sftlab.training.throughput import Throughput
@@ -102,6 +103,7 @@ def linear_floor(cfg: DictConfig, data: TextDataModule, data_cfg: DataConfig) ->
     if not cfg.get("baseline", True) or data_cfg.task != "classification":
         return {}
     floor = baseline.linear_baseline(data.frames, len(data.label_names))
+    release_freed_memory()  # the TF-IDF matrices' pages
     if floor:
         log.info(baseline.describe(floor))
     return floor
@@ -160,6 +162,7 @@ def build_trainer(
     lengths = data.datasets["train"].lengths
     throughput = Throughput(sum(lengths) / max(1, len(lengths)))
     callbacks = [*checkpoints, lifecycle.stop_callback(plan.out), throughput, *bars]
+    callbacks += [ReleaseFreedMemory()]
     callbacks += [LearningRateMonitor("step")] if logger else []
     callbacks += early_stopping(cfg, monitor, mode)
     if cfg.strategy.get("callback"):  # e.g. gradual unfreezing
