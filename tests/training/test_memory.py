@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-
 PATTERN = """
 import json
 
