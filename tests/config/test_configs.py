@@ -29,9 +29,9 @@ def test_defaults_compose():
 @pytest.mark.parametrize("name", options("optimizer"))
 def test_optimizer_instantiates(name):
     cfg = compose_cfg([f"optimizer={name}"])
-    optimizer, layer_decay = optimizer_from_config(cfg.optimizer)
+    optimizer, layer_decay, head_lr_scale = optimizer_from_config(cfg.optimizer)
     opt = optimizer([torch.nn.Parameter(torch.zeros(2))])
-    assert layer_decay is None
+    assert layer_decay is None and head_lr_scale > 0
     assert isinstance(opt, torch.optim.Optimizer)
     assert opt.param_groups[0]["lr"] > 0
 

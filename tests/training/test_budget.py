@@ -17,12 +17,12 @@ from sftlab.training import budget
         (11_536, 2),  # the airline tweets: two epochs, as before the rule
         (5_733, 4),  # Reuters R52's training split: 180 steps per epoch
         (100_000, 1),  # a large set: one pass is already 3,125 steps
-        (200, 20),  # a few hundred rows: capped at budget.max_epochs
+        (200, 10),  # a few hundred rows: capped at budget.max_epochs
     ],
 )
 def test_epochs_follow_the_data_size(rows, epochs):
     per_epoch = budget.steps_per_epoch(rows, batch_size=32, world_size=1, accumulate=1)
-    assert budget.epochs_for(per_epoch, min_steps=700, max_epochs=20) == epochs
+    assert budget.epochs_for(per_epoch, min_steps=700, max_epochs=10) == epochs
 
 
 def test_steps_per_epoch_counts_processes_and_accumulation():

@@ -49,7 +49,7 @@ def apply(trainer: L.Trainer, cfg: DictConfig, train_rows: int, batch_size: int)
     if not is_auto(cfg):
         return
     budget = cfg.get("budget") or {}
-    min_steps, max_epochs = int(budget.get("min_steps", 700)), int(budget.get("max_epochs", 20))
+    min_steps, max_epochs = int(budget.get("min_steps", 700)), int(budget.get("max_epochs", 10))
     per_epoch = steps_per_epoch(
         train_rows, batch_size, trainer.world_size, trainer.accumulate_grad_batches
     )
