@@ -49,6 +49,7 @@ TINY = [
     "trainer.precision=32",
     "trainer.enable_progress_bar=false",
     "logger=csv",
+    "trainer.max_epochs=2",  # not auto: 72 rows would get budget.max_epochs (tests/training/test_budget.py runs auto)
 ]
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import lightning.pytorch as L
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
+from sftlab import train
 from sftlab.training import budget
 
 
@@ -51,3 +55,15 @@ def test_a_number_is_kept():
     trainer = L.Trainer(max_epochs=3, logger=False, enable_progress_bar=False)
     budget.apply(trainer, cfg, train_rows=10, batch_size=32)
     assert trainer.max_epochs == 3 and cfg.trainer.max_epochs == 3
+
+
+def test_a_run_resolves_auto_and_records_the_number(tiny_cfg):
+    cfg = tiny_cfg(
+        "trainer.max_epochs=auto", "budget.min_steps=6", "data.batch_size=32", "export=false"
+    )
+    train(cfg)
+    out = Path(cfg.output_dir)
+    assert (
+        yaml.safe_load((out / "config.yaml").read_text())["trainer"]["max_epochs"] == 2
+    )  # 72 rows: 3 steps
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
