@@ -8,11 +8,12 @@ from sftlab.config.checks import check_config
 from sftlab.recipes import causal_lm, classifier
 from sftlab.training import lifecycle, resume
 from sftlab.utils import secrets
-from sftlab.utils.setup import quiet_known_warnings
+from sftlab.utils.setup import bound_kernel_cache, quiet_known_warnings
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fine-tune, test the best checkpoint, export ``model/``; return the final metrics."""
+    bound_kernel_cache()  # before the first matmul: oneDNN's per-shape cache stays small
     quiet_known_warnings()  # the warnings sftlab's runs raise although nothing is wrong
     secrets.mask_hydra(cfg)  # Hydra wrote the config, secrets included, before this ran
     check_config(cfg)  # before any data is read or file written

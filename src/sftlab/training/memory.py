@@ -1,9 +1,8 @@
-"""Bounded host memory on CPU runs: glibc keeps the memory that freed tensors leave behind in
-its heap, and training on batches of changing shapes (packed, unpadded batches of every length)
-leaves holes that new tensors do not fit, so the resident set creeps up step after step (Reuters
-R52 on a 2-core CPU: 2.3 GB at the first step, 3.2 GB five minutes later). ``ReleaseFreedMemory``
-hands the free pages back to the system every ``every_n_steps`` training steps and after each
-evaluation (glibc's ``malloc_trim``; a no-op elsewhere)."""
+"""Bounded host memory on CPU runs, second half (the first is ``utils.setup.bound_kernel_cache``,
+which caps oneDNN's per-shape cache: the cause of a Reuters R52 run's growth from 2.4 to 7.6 GB).
+glibc keeps the pages of freed tensors in its heap, where tensors of other shapes may not fit;
+``ReleaseFreedMemory`` hands the free pages back to the system every ``every_n_steps`` training
+steps and after each evaluation (glibc's ``malloc_trim``; a no-op elsewhere)."""
 
 from __future__ import annotations
 

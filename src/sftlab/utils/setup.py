@@ -3,6 +3,7 @@ the tests' conftest): importing sftlab changes no global state (tests/test_no_si
 
 from __future__ import annotations
 
+import os
 import secrets
 import warnings
 
@@ -39,7 +40,24 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("run_suffix", lambda: secrets.token_hex(3), use_cache=True)
 
 
+# oneDNN, behind torch's CPU matmuls, caches one primitive per input shape, each holding its own
+# reordered copy of the weights (2-5 MB for a MiniLM layer). Packed training batches (data.unpad)
+# and length-sorted evaluation batches bring a new shape nearly every step, so the default cache
+# of 1,024 primitives grew a Reuters R52 run (720 steps) from 2.4 to 7.6 GB of RSS. 16 keep it
+# under ~100 MB; in a 200-step benchmark of MiniLM-sized layers on changing shapes the steps took
+# 4% longer (45.3 against 42.7 s) and RSS stayed flat (681 against 1,763 MB and growing).
+ONEDNN_CACHE_CAPACITY = "16"
+
+
+def bound_kernel_cache() -> None:
+    """Cap oneDNN's primitive cache (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, unless set already).
+    oneDNN reads it at its first primitive, so this works after ``import torch`` but not after
+    a matmul has run in the process."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)
+
+
 def setup() -> None:
     """What an entry point sets up before Hydra composes its config."""
+    bound_kernel_cache()
     register_resolvers()
     quiet_known_warnings()
