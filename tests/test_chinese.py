@@ -181,7 +181,7 @@ def run(tmp_path_factory):
             "data.batch_size=8",
             "strategy.lr=3e-3",
             "logger=wandb",
-            "logger.predictions=5",
+            "logger.wandb.predictions=5",
             f"output_dir={out}",
         ],
         cwd=tmp,

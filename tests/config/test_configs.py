@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
+from sftlab.config.checks import check_loggers
 from sftlab.data.datamodule import DataConfig
 from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.strategies.optim import optimizer_from_config
@@ -66,9 +68,16 @@ def test_trainer_instantiates(name, tmp_path):
 @pytest.mark.parametrize("name", options("logger"))
 def test_logger_instantiates(name, tmp_path):
     cfg = compose_cfg([f"logger={name}", f"output_dir={tmp_path}"])
-    logger = make_logger(cfg.logger, run_name="test")
-    loggers = logger if isinstance(logger, list) else [logger]  # wandb comes with a CSV logger
-    assert [each.save_dir for each in loggers] == [str(tmp_path)] * len(loggers)
+    check_loggers(
+        OmegaConf.to_container(cfg.logger, resolve=True)
+    )  # its package is installed (make install), its keys are its class's
+    loggers = make_logger(cfg.logger, tmp_path, run_name="test")
+    assert type(loggers[0]).__name__ == "CSVLogger"  # first, whichever logger was chosen
+    assert len(loggers) == (1 if name == "csv" else 2)
+    if name == "mlflow":  # its own store: MLflow's default, relative to the working dir
+        assert loggers[1]._tracking_uri == "sqlite:///mlflow.db"
+    else:
+        assert [each.save_dir for each in loggers] == [str(tmp_path)] * len(loggers)
 
 
 @pytest.mark.parametrize("name", options("data"))

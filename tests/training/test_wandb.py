@@ -47,7 +47,7 @@ def test_wandb_multirun_offline_never_prompts(tmp_path):
             "-m",
             *TINY,
             "logger=wandb",
-            "logger.predictions=5",
+            "logger.wandb.predictions=5",
             "trainer.max_epochs=1",
             "+secrets.hf_token=do-not-log-me",
             "seed=1,2",

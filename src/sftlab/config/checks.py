@@ -44,6 +44,17 @@ OWN_KEYS = {
     "layer_decay",
     "head_lr_scale",
 }
+# The package each logger needs, by class name: Lightning's own error comes only once the run dir
+# exists. tensorboard and mlflow come with sftlab's `loggers` extra (make install adds it).
+LOGGER_PACKAGES = {
+    "TensorBoardLogger": ("tensorboard", "tensorboardX"),
+    "MLFlowLogger": ("mlflow",),
+    "WandbLogger": ("wandb",),
+    "CometLogger": ("comet_ml",),
+    "NeptuneLogger": ("neptune",),
+}
+# Keys of conf/logger/wandb.yaml that sftlab reads itself.
+LOGGER_OWN_KEYS = {"offline", "predictions", "model_artifact"}
 # Values sftlab resolves before Lightning sees them.
 OWN_VALUES = {"precision": {"auto"}, "max_epochs": {"auto"}}
 
@@ -60,6 +71,7 @@ def check_config(cfg: DictConfig) -> None:
     for group in ("trainer", "optimizer", "scheduler"):
         if values.get(group):
             check_call(group, values[group])
+    check_loggers(values.get("logger"))
     data = check_data(values.get("data") or {})
     check_ranges(values)  # the values of the right type, in range (lr > 0, 0 <= dropout < 1...)
     task = data.task
@@ -105,6 +117,37 @@ def check_call(group: str, node: dict[str, Any]) -> None:
             raise SftlabError(
                 f"{group}.{key}={value!r} has the wrong type: {target} expects {_describe(params[key].annotation)}"
             )
+
+
+def logger_nodes(values: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The resolved ``logger`` node's loggers by name: the group's entries (``logger=[csv,
+    tensorboard]``), and ``logger._target_``'s as ``_target_`` (its arguments: the other
+    top-level keys). Empty for logger=null."""
+    values = values or {}
+    named = {k: v for k, v in values.items() if isinstance(v, dict)}
+    if values.get("_target_"):
+        named["_target_"] = {k: v for k, v in values.items() if not isinstance(v, dict)}
+    return named
+
+
+def check_loggers(values: dict[str, Any] | None) -> None:
+    """Each logger: a ``_target_``, keys its class takes, and its package installed."""
+    for name, node in logger_nodes(values).items():
+        key = "logger" if name == "_target_" else f"logger.{name}"
+        target = node.get("_target_")
+        if not target:
+            raise SftlabError(
+                f"{key} has no _target_: choose a logger with logger=[csv,tensorboard] "
+                f"(the files in conf/logger/), or give +{key}._target_=<a Lightning logger class>"
+            )
+        needs = LOGGER_PACKAGES.get(str(target).rsplit(".", 1)[-1], ())
+        if needs and not any(importlib.util.find_spec(n) for n in needs):
+            package = {"mlflow": "mlflow-skinny"}.get(needs[0], needs[0])
+            raise SftlabError(
+                f"{key} ({target}) needs the {needs[0]} package: pip install {package} "
+                "(`make install` installs it)"
+            )
+        check_call(key, {k: v for k, v in node.items() if k not in LOGGER_OWN_KEYS})
 
 
 def _imported_signature(group: str, target: str) -> tuple[Any, bool]:

@@ -23,6 +23,7 @@ from sftlab.models.backbone import load_tokenizer
 from sftlab.models.causal import check_decoder, load_causal_lm, resolved_model_cfg
 from sftlab.models.speed import scale
 from sftlab.recipes import steps
+from sftlab.reporting import logged
 from sftlab.strategies.optim import optimizer_from_config
 from sftlab.tasks.generation import CausalLMModule, score_generations
 from sftlab.training import budget, lifecycle, loggers
@@ -51,6 +52,7 @@ def run(cfg: DictConfig, plan: RunPlan) -> dict[str, float]:
     trainer, checkpoint = build_trainer(cfg, plan, has_val)
     budget.apply(trainer, cfg, len(data.datasets["train"]), data_cfg.batch_size)
     steps.write_run_config(trainer, plan)  # before validate() starts the CSV writer
+    loggers.log_config(trainer.loggers, cfg)
 
     metrics: dict[str, Any] = {"trainable_params": sizes[0], "total_params": sizes[1]}
     if has_val:
@@ -68,6 +70,7 @@ def run(cfg: DictConfig, plan: RunPlan) -> dict[str, float]:
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
     if trainer.is_global_zero:
         steps.save_results(cfg, plan, metrics, module.model, tokenizer, export_keys(data_cfg))
+        logged.finish(trainer.loggers, plan.out)
         for key in sorted(metrics):
             log.info("%s = %s", key, metrics[key])
     return steps.numbers(metrics)

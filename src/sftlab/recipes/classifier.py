@@ -32,7 +32,7 @@ from sftlab.models.backbone import load_model, load_tokenizer
 from sftlab.models.causal import resolved_model_cfg
 from sftlab.models.speed import cuda_graphs, scale, unpad
 from sftlab.recipes import steps
-from sftlab.reporting import baseline, wandb_tables
+from sftlab.reporting import baseline, logged, wandb_tables
 from sftlab.reporting.report import print_metrics, write_report
 from sftlab.strategies.optim import optimizer_from_config
 from sftlab.tasks.base import EncoderTask
@@ -303,8 +303,8 @@ def save_outputs(
     monitor: str,
     logger: Any,
 ) -> None:
-    """The splits, metrics.json, ``model/`` with its card, the console table, report.md and
-    the W&B tables (rank 0)."""
+    """The splits, metrics.json, ``model/`` with its card, the console table, report.md, its
+    figures in TensorBoard and MLflow, and the W&B tables (rank 0)."""
     labels = data.label_names
     unpad.disable(model)  # the exported model, and W&B's sample predictions, use plain SDPA
     write_splits(data.frames, plan.out / "data", data_cfg.text_column, data_cfg.label_column)
@@ -321,6 +321,7 @@ def save_outputs(
     if warning := baseline.shortfall(metrics):
         log.warning(warning)
     write_report(plan.out, metrics, labels, monitor=monitor)
+    logged.finish(logger, plan.out)
     wandb_tables.finish(logger, metrics, plan.out, model, tokenizer, data)
 
 

@@ -122,7 +122,7 @@ def numbers(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def logger_for(cfg: DictConfig, run: RunPlan, run_name: str | None, group: str | None) -> Any:
-    """The configured experiment logger(s); a resumed run continues its W&B run."""
+    """The configured experiment loggers, CSV among them; a resumed run continues its W&B run."""
     return loggers.make_logger(
-        cfg.get("logger"), run_name=run_name, group=group, run_id=run.state["wandb_id"]
+        cfg.get("logger"), run.out, run_name=run_name, group=group, run_id=run.state["wandb_id"]
     )

@@ -1,12 +1,15 @@
 """Experiment loggers from the ``logger`` config group; W&B never prompts for a login.
 
-With ``logger=wandb`` the CSV logger runs alongside (the run report reads csv/metrics.csv), and
-the W&B run gets the config without secrets and every ``stage/metric``; its closing tables are
-written by ``sftlab.reporting.wandb_tables``.
+The group's files are named entries (``logger=[csv,tensorboard]`` gives ``logger.csv`` and
+``logger.tensorboard``), and ``logger._target_=<class>`` adds one more. The CSV logger is always
+among them (the run report reads csv/metrics.csv), first. Every logger gets the config without
+secrets and every ``stage/metric``; the closing figures and tables are sent by
+``sftlab.reporting.logged``.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import netrc
 import os
@@ -16,14 +19,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from sftlab.config.checks import logger_nodes
 from sftlab.utils.secrets import masked
 
 log = logging.getLogger(__name__)
 
+CSV_TARGET = "lightning.pytorch.loggers.CSVLogger"
 WANDB_TARGET = "lightning.pytorch.loggers.WandbLogger"
+MLFLOW_TARGET = "lightning.pytorch.loggers.MLFlowLogger"
 # Our keys in conf/logger/wandb.yaml that WandbLogger does not take.
 SFTLAB_KEYS = ("offline", "predictions", "model_artifact")
 
@@ -42,22 +48,42 @@ def wandb_logged_in() -> bool:
 
 def make_logger(
     cfg: DictConfig | None,
+    save_dir: str | Path,
     run_name: str | None = None,
     group: str | None = None,
     run_id: str | None = None,
-) -> Any:
-    """Instantiate the configured logger; decide W&B's online/offline mode without prompting.
-
-    For W&B, returns ``[CSVLogger, WandbLogger]`` so that csv/metrics.csv always exists.
-    ``run_id`` (kept in the run dir's run.json) makes a resumed run continue the same W&B run.
-    """
-    if cfg is None or cfg.get("_target_") is None:
+) -> list[Any] | bool:
+    """The configured loggers, the CSV logger first (added into ``save_dir`` when not chosen);
+    False for logger=null. W&B decides its online/offline mode without prompting, and a resumed
+    run (``run_id``, kept in the run dir's run.json) continues the same W&B run."""
+    nodes = logger_nodes(OmegaConf.to_container(cfg, resolve=True) if cfg is not None else None)
+    if not nodes:
         return False
-    if cfg["_target_"] != WANDB_TARGET:
-        return instantiate(cfg)
     from lightning.pytorch.loggers import CSVLogger
 
-    values = OmegaConf.to_container(cfg, resolve=True)
+    csv = [n for n in nodes.values() if n["_target_"] == CSV_TARGET]
+    made = [] if csv else [CSVLogger(str(save_dir), name="csv", version="")]
+    for node in [*csv, *(n for n in nodes.values() if n["_target_"] != CSV_TARGET)]:
+        if node["_target_"] == WANDB_TARGET:
+            made.append(_wandb(node, run_name, group, run_id))
+            continue
+        if node["_target_"] == MLFLOW_TARGET:
+            node = {**node, "run_name": node.get("run_name") or run_name}
+            if str(node.get("tracking_uri") or "").startswith("file:"):
+                # MLflow 3 refuses its file store unless asked; logger.mlflow.tracking_uri=file:... asks.
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        elif "save_dir" not in node and _takes(node["_target_"], "save_dir"):
+            node = {**node, "save_dir": str(save_dir)}  # logger._target_=...: into the run dir
+        made.append(instantiate(node))
+    return made
+
+
+def _takes(target: str, name: str) -> bool:
+    return name in inspect.signature(get_class(target)).parameters
+
+
+def _wandb(node: dict[str, Any], run_name: str | None, group: str | None, run_id: str | None):
+    values = dict(node)
     extras = {k: values.pop(k, None) for k in SFTLAB_KEYS}
     offline = extras["offline"]
     if offline is None:
@@ -75,7 +101,7 @@ def make_logger(
     Path(values["save_dir"]).mkdir(parents=True, exist_ok=True)
     wandb_logger = instantiate(values, offline=offline)
     wandb_logger.sftlab_options = {**extras, "offline": offline}
-    return [CSVLogger(values["save_dir"], name="csv", version=""), wandb_logger]
+    return wandb_logger
 
 
 def as_list(logger: Any) -> list[Any]:
