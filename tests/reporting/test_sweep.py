@@ -315,3 +315,48 @@ def test_optuna_search_space_composes():
         "scheduler.warmup_ratio",
     }
     assert cfg.optimized_metric == "val/f1_macro"
+
+
+def summary_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "sftlab.reporting.summary", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_summary_help_prints_usage():
+    result = summary_cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m sftlab.reporting.summary")
+    assert "sweep_dir" in result.stdout and "metric" in result.stdout
+
+
+@pytest.mark.parametrize("make", ["missing", "file", "empty"])
+def test_summary_of_a_bad_folder_is_one_line(tmp_path, make):
+    target = tmp_path / "sweep"
+    if make == "file":
+        target.write_text("not a folder")
+    elif make == "empty":
+        target.mkdir()
+    result = summary_cli(str(target))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {target}"), result.stderr
+    assert "multirun dir" in lines[0]
+    if make == "empty":
+        assert list(target.iterdir()) == []  # nothing half-written
+
+
+def test_summary_cli_writes_the_summary(tmp_path):
+    fake_job(tmp_path, 0, ["seed=1"], {"test/f1_macro": 0.5})
+    fake_job(tmp_path, 1, ["seed=2"], {"test/f1_macro": 0.7})
+    result = summary_cli(str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "summary.md")
+    assert (tmp_path / "summary.csv").is_file()
