@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from sftlab.reporting.summary import collect_jobs, group_jobs, summarize
 from sftlab.reporting.sweep import fail_nan_trials, objective
 from tests.conftest import ROOT, TINY
 
 FAST = [*TINY, "trainer.max_epochs=1"]
+STRATEGIES = sorted(p.stem for p in (ROOT / "conf" / "strategy").glob("*.yaml"))
 
 
 def run_multirun(*args: str, timeout: int = 400) -> subprocess.CompletedProcess:
@@ -203,27 +205,45 @@ def test_nan_objective_fails_the_trial_not_the_study():
     assert study.best_value == 0.7
 
 
+def lr_range(strategy: str) -> tuple[float, float]:
+    low, high = OmegaConf.load(ROOT / "conf" / "strategy" / f"{strategy}.yaml").lr_range
+    return float(low), float(high)
+
+
+def sampled_lrs(sweep: Path) -> list[float]:
+    """optimizer.lr of each trial, as the sweeper passed it to the job."""
+    lrs = []
+    for overrides in sorted(sweep.glob("*/.hydra/overrides.yaml")):
+        values = dict(o.split("=", 1) for o in yaml.safe_load(overrides.read_text()))
+        lrs.append(float(values["optimizer.lr"]))
+    return lrs
+
+
 def test_optuna_search_survives_a_failed_trial(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "optuna"
     result = run_multirun(
         "hparams_search=optuna",
+        "strategy=head_only",
         *FAST,
         "data.train_size=choice(2,30)",  # 2 < number of labels: that trial fails
-        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.n_trials=4",
         f"hydra.sweep.dir={sweep}",
     )
     assert result.returncode == 1, result.stderr[-3000:]  # the search went on, then said so
     jobs = collect_jobs(sweep)
-    assert len(jobs) == 3
+    assert len(jobs) == 4
     failed = [j for j in jobs if not j.ok]
     ok = [j for j in jobs if j.ok]
-    assert failed and ok, "seed 1234 samples both sizes in 3 trials"
+    assert failed and ok, "seed 1234 samples both sizes in 4 trials"
     assert "failed (objective is NaN)" in result.stdout + result.stderr
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert best["best_params"]["data.train_size"] == 30
+    low, high = lr_range("head_only")
+    lrs = sampled_lrs(sweep)
+    assert len(lrs) == 4 and all(low <= lr <= high for lr in lrs), lrs
+    assert any(lr > 3e-3 for lr in lrs), "head_only's range reaches past full fine-tuning's"
     assert set(best["best_params"]) >= {
-        "strategy",
         "optimizer.lr",
         "data.batch_size",
         "optimizer.weight_decay",
@@ -233,6 +253,31 @@ def test_optuna_search_survives_a_failed_trial(tmp_path):
         "1 failed" in (sweep / "summary.md").read_text()
         or f"{len(failed)} failed" in (sweep / "summary.md").read_text()
     )
+
+
+def test_optuna_searches_the_learning_rates_of_the_chosen_strategy(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = tmp_path / "optuna"
+    result = run_multirun(
+        "hparams_search=optuna",
+        "strategy=full",
+        *FAST,
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    low, high = lr_range("full")
+    lrs = sampled_lrs(sweep)
+    assert len(lrs) == 2 and all(low <= lr <= high for lr in lrs), lrs
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert low <= best["best_params"]["optimizer.lr"] <= high
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_has_a_learning_rate_range_around_its_default(strategy):
+    low, high = lr_range(strategy)
+    lr = float(OmegaConf.load(ROOT / "conf" / "strategy" / f"{strategy}.yaml").lr)
+    assert 0 < low < lr < high
 
 
 @pytest.mark.parametrize("name", ["learning_curve", "compare_strategies"])
@@ -264,10 +309,54 @@ def test_optuna_search_space_composes():
         "optuna" in cfg.hydra.sweeper._target_.lower() and cfg.hydra.sweeper.direction == "maximize"
     )
     assert set(cfg.hydra.sweeper.params) == {
-        "strategy",
         "optimizer.lr",
         "data.batch_size",
         "optimizer.weight_decay",
         "scheduler.warmup_ratio",
     }
     assert cfg.optimized_metric == "val/f1_macro"
+
+
+def summary_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "sftlab.reporting.summary", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_summary_help_prints_usage():
+    result = summary_cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m sftlab.reporting.summary")
+    assert "sweep_dir" in result.stdout and "metric" in result.stdout
+
+
+@pytest.mark.parametrize("make", ["missing", "file", "empty"])
+def test_summary_of_a_bad_folder_is_one_line(tmp_path, make):
+    target = tmp_path / "sweep"
+    if make == "file":
+        target.write_text("not a folder")
+    elif make == "empty":
+        target.mkdir()
+    result = summary_cli(str(target))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {target}"), result.stderr
+    assert "multirun dir" in lines[0]
+    if make == "empty":
+        assert list(target.iterdir()) == []  # nothing half-written
+
+
+def test_summary_cli_writes_the_summary(tmp_path):
+    fake_job(tmp_path, 0, ["seed=1"], {"test/f1_macro": 0.5})
+    fake_job(tmp_path, 1, ["seed=2"], {"test/f1_macro": 0.7})
+    result = summary_cli(str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "summary.md")
+    assert (tmp_path / "summary.csv").is_file()

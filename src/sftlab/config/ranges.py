@@ -90,6 +90,15 @@ def _betas(v: Any) -> bool:
     return isinstance(v, (list, tuple)) and len(v) == 2 and all(within(0, 1).allows(b) for b in v)
 
 
+def _lr_range(v: Any) -> bool:
+    return (
+        isinstance(v, (list, tuple))
+        and len(v) == 2
+        and all(_is_number(x) for x in v)
+        and 0 < v[0] < v[1]
+    )
+
+
 NULL = value(None)
 FRACTION = within(0, 1)  # [0, 1)
 # A Trainer's limit_*_batches: a fraction of the batches or a number of them.
@@ -146,6 +155,7 @@ RANGES: dict[str, Rule] = {
     # model, strategy
     "model.dropout": FRACTION | NULL,
     "strategy.lr": above(0),
+    "strategy.lr_range": Rule(_lr_range, "[low, high] with 0 < low < high"),
     "strategy.k": count(1),
     "strategy.every_n_epochs": above(0),
     "strategy.r": count(1),

@@ -10,6 +10,7 @@ import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sftlab.data.tables import write_table
+from sftlab.models.backbone import quiet_loading
 from sftlab.tasks.build import export_extra
 from sftlab.utils.files import atomic_dir, commit_dir
 
@@ -24,7 +25,8 @@ def export_model(
     """Save weights (safetensors), config with id2label/label2id, tokenizer, and the model
     card (``README.md``, see ``sftlab.export.model_card``) into ``target``."""
     tmp = atomic_dir(target)
-    model.save_pretrained(tmp)
+    with quiet_loading():
+        model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     if extra:
         (tmp / "sftlab.json").write_text(

@@ -8,7 +8,6 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from sftlab.data.chat import clean_messages
 from sftlab.data.cleaning import clean_texts
@@ -16,6 +15,7 @@ from sftlab.data.generation import prompt_budget
 from sftlab.inference.predictor import Predictor, class_probabilities, cut_texts, raw_outputs
 from sftlab.tasks.generation import generate
 from sftlab.utils.errors import SftlabError
+from sftlab.utils.progress import progress_bar
 
 
 def classification_frame(
@@ -75,9 +75,8 @@ def generation_frame(
     budget = prompt_budget(predictor.max_length, max_new)
     step = max(1, min(batch_size, 8))  # generation holds a KV cache per row: keep batches small
     replies: list[str] = []
-    for start in tqdm(
-        range(0, len(texts), step), desc="generate", unit="batch", disable=not progress
-    ):
+    starts = range(0, len(texts), step)
+    for start in progress_bar(starts, len(starts), "generate", enabled=progress):
         replies += generate(
             predictor.model,
             predictor.tokenizer,

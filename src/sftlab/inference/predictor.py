@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from tqdm.auto import tqdm
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -28,6 +27,7 @@ from sftlab.data.cleaning import clean_texts
 from sftlab.models.backbone import register_pooled
 from sftlab.models.modeling_pooled import PooledClassifierConfig, PooledForSequenceClassification
 from sftlab.utils.errors import SftlabError
+from sftlab.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ def batched(
     order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
     outputs = np.zeros((len(texts), len(predictor.labels)), dtype=np.float32)
     starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc="predict", unit="batch", disable=not progress):
+    for start in progress_bar(starts, len(starts), "predict", enabled=progress):
         idx = order[start : start + batch_size]
         features = [{k: enc[k][i] for k in enc} for i in idx]
         outputs[idx] = run(predictor.tokenizer.pad(features, return_tensors=tensors))

@@ -7,6 +7,9 @@ hub cannot be reached, loading fails at once with one line instead of retrying f
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as hf_logging
 
 from sftlab.models.modeling_pooled import (
     POOLINGS,
@@ -27,6 +31,31 @@ from sftlab.models.modeling_pooled import (
 )
 from sftlab.utils.errors import SftlabError
 from sftlab.utils.paths import hub_reachable, resolve
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def quiet_loading(local: bool = True) -> Iterator[None]:
+    """No load-report table and (``local``: nothing to download) no progress bar from
+    transformers while loading or saving weights: ``load_model`` says in one line which head is
+    new, and a sub-second bar on every run is noise."""
+    report = logging.getLogger("transformers.modeling_utils")
+    level, bars = report.level, hf_logging.is_progress_bar_enabled()
+    report.setLevel(logging.ERROR)
+    if local:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        report.setLevel(level)
+        if local and bars:
+            hf_logging.enable_progress_bar()
+
+
+def _say_new_head(names: list[str], labels: int, how: str = "") -> None:
+    if names:
+        log.info("new head: %s (%d labels%s)", ", ".join(names), labels, how)
 
 
 def register_pooled() -> None:
@@ -174,20 +203,31 @@ def load_model(
         if pooling:
             return _pooled(AutoModel.from_config(config), pooling, labels, model_cfg.get("dropout"))
         return AutoModelForSequenceClassification.from_config(config)
-    where, _ = locate(model_cfg["name_or_path"])
+    where, local = locate(model_cfg["name_or_path"])
     if getattr(config, "pad_token_id", None) is None:  # a decoder pools its last non-pad token
         config.pad_token_id = tokenizer.pad_token_id
     if pooling:
-        return _pooled(
-            AutoModel.from_pretrained(where, config=config),
-            pooling,
-            labels,
-            model_cfg.get("dropout"),
-        )
+        with quiet_loading(local):
+            body = AutoModel.from_pretrained(where, config=config)
+        model = _pooled(body, pooling, labels, model_cfg.get("dropout"))
+        kept = {id(p) for p in body.parameters()}
+        new = [n for n, p in model.named_parameters() if id(p) not in kept]
+        _say_new_head(new, len(label_names), f", {pooling} pooling")
+        return model
     # ignore_mismatched_sizes: a folder that already has a head for another label set gets a new one
-    return AutoModelForSequenceClassification.from_pretrained(
-        where, config=config, ignore_mismatched_sizes=True
-    )
+    with quiet_loading(local):
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            where, config=config, ignore_mismatched_sizes=True, output_loading_info=True
+        )
+    new = [*info["missing_keys"], *(key for key, *_ in info["mismatched_keys"])]
+    _say_new_head(sorted(new, key=_weight_first), len(label_names))
+    return model
+
+
+def _weight_first(name: str) -> tuple[str, bool]:
+    """``classifier.weight`` before ``classifier.bias``."""
+    module, _, kind = name.rpartition(".")
+    return module, kind != "weight"
 
 
 def _pooled(

@@ -194,6 +194,7 @@ def model_inputs(
             cfg.strategy.get("cache_max_memory_mb", 2048),
             out / "features",
             build=trainer.is_global_zero,  # the other ranks receive rank 0's in fit()
+            progress=bool(cfg.trainer.get("enable_progress_bar", True)),
         )
     return scale.compiled(trained, model_cfg.get("compile", False)), fit_data
 

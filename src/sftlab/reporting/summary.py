@@ -7,6 +7,7 @@ so it also summarises a sweep that was interrupted or ran elsewhere:
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
@@ -267,8 +268,40 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sftlab.reporting.summary SWEEP_DIR [METRIC]``: (re)write a sweep's summary."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sftlab.reporting.summary",
+        description="Write summary.csv, summary.md and the plots of a multirun (sweep) dir, "
+        "from what its jobs left on disk.",
+    )
+    parser.add_argument(
+        "sweep_dir", type=Path, help="a multirun dir: outputs/multirun/<date>/<time>"
+    )
+    parser.add_argument(
+        "metric",
+        nargs="?",
+        default="test/f1_macro",
+        help="the metric averaged over seeds and plotted per configuration (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    where = args.sweep_dir
+    if not where.is_dir():
+        print(
+            f"error: {where} is not a folder: pass a multirun dir (outputs/multirun/<date>/<time>)",
+            file=sys.stderr,
+        )
+        return 2
+    if not summarize(where, args.metric):
+        print(
+            f"error: {where} holds no sweep jobs (no <job>/.hydra/overrides.yaml): pass the "
+            f"multirun dir that python train.py -m wrote (outputs/multirun/<date>/<time>)",
+            file=sys.stderr,
+        )
+        return 2
+    print(where / "summary.md")
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python -m sftlab.reporting.summary SWEEP_DIR [METRIC]")
-    summarize(Path(sys.argv[1]), *(sys.argv[2:]))
-    print(Path(sys.argv[1]) / "summary.md")
+    sys.exit(main())

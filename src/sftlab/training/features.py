@@ -29,6 +29,7 @@ from sftlab.utils import distributed
 from sftlab.utils.errors import SftlabError
 from sftlab.utils.files import atomic_path
 from sftlab.utils.hardware import autocast_dtype
+from sftlab.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -123,18 +124,20 @@ def extract(
     precision: str = "32",
     store: Path | None = None,
     device: torch.device | None = None,
+    desc: str | None = None,
 ) -> torch.Tensor:
     """(len(dataset), dim) features in dataset order; longest first in batches, for less padding.
 
     The body runs on ``device`` under the run's autocast (``trainer.precision``, resolved);
-    the features come back to the CPU as fp32.
+    the features come back to the CPU as fp32. ``desc``: show progress under that name.
     """
     device = device or torch.device("cpu")
     lengths = dataset.lengths
     order = sorted(range(len(dataset)), key=lengths.__getitem__, reverse=True)
     out: torch.Tensor | None = None
     dtype = autocast_dtype(precision)
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in progress_bar(starts, len(starts), desc or "features", enabled=desc is not None):
         idx = order[start : start + batch_size]
         batch = collate([dataset[i] for i in idx])
         inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
@@ -161,11 +164,12 @@ def cache_features(
     max_memory_mb: float = 2048,
     store_dir: Path | None = None,
     build: bool = True,
+    progress: bool = False,
 ) -> tuple[CachedHead, FeatureDataModule]:
     """Run the frozen body once over every split; return the head and batches of its inputs.
 
     ``build=False`` (DDP ranks other than 0): extract nothing; the FeatureDataModule receives rank
-    0's features when the trainer sets it up."""
+    0's features when the trainer sets it up. ``progress``: a bar (or plain lines) per split."""
     if any(
         p.requires_grad for n, p in model.named_parameters() if not _in(p, split_model(model)[1])
     ):
@@ -196,7 +200,14 @@ def cache_features(
             # complete before it gets its name: no rank ever opens half a file
             with atomic_path(store) if store else nullcontext() as tmp:
                 feats = extract(
-                    body, ds, datamodule.collate, cfg.eval_batch_size, precision, tmp, device
+                    body,
+                    ds,
+                    datamodule.collate,
+                    cfg.eval_batch_size,
+                    precision,
+                    tmp,
+                    device,
+                    desc=f"features {split}" if progress else None,
                 )
             datasets[split] = FeatureDataset(feats, ds.labels, ds.lengths, store)
     finally:

@@ -7,28 +7,17 @@ columns); ``EpochLines`` prints what it would have shown, one readable line per 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from typing import Any
 
 import lightning.pytorch as L
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 
+from sftlab.utils.progress import interactive
+
 log = logging.getLogger("sftlab.training.progress")
 
 SHOWN = ("train/loss_epoch", "val/loss", "val/acc", "val/f1_macro")
-
-
-def interactive() -> bool:
-    """A terminal or a notebook: somewhere a live bar redraws in place."""
-    return sys.stdout.isatty() or _in_notebook()
-
-
-def _in_notebook() -> bool:
-    """Running inside a Jupyter kernel (not merely with ipykernel imported, as nbclient does)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return getattr(shell, "kernel", None) is not None
 
 
 def progress(enabled: bool) -> tuple[list[Callback], dict[str, Any]]:

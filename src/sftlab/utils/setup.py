@@ -3,6 +3,7 @@ the tests' conftest): importing sftlab changes no global state (tests/test_no_si
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import warnings
@@ -24,13 +25,63 @@ KNOWN_WARNINGS = (
     # DeepSpeed run that the hook "will not actually clip": DeepSpeed does clip, from
     # trainer.gradient_clip_val, which Lightning writes into its config.
     r"Since DeepSpeed handles gradient clipping internally",
+    # Lightning's own tree helper calls a torch API that torch 2.13 deprecated: nothing to change here.
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
 )
+
+# Lightning's advertisements, logged on every Trainer: not news about the run.
+ADVERTS = ("💡 Tip:",)
+# Lightning says these each time it loads a checkpoint: the best one is loaded for validation and
+# again for the test, so the same line came twice. Said once per checkpoint file.
+ONCE = (
+    "Restoring states from the checkpoint path at",
+    "Loaded model weights from the checkpoint at",
+)
+
+
+class _LightningNoise(logging.Filter):
+    """Drops ``ADVERTS``, and ``ONCE`` lines said before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith(ADVERTS):
+            return False
+        if message.startswith(ONCE):
+            if message in self.seen:
+                return False
+            self.seen.add(message)
+        return True
 
 
 def quiet_known_warnings() -> None:
     """Hide the ``KNOWN_WARNINGS`` (idempotent: an equal filter replaces the old one)."""
     for message in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+
+
+def one_line_per_event() -> None:
+    """Each library log record printed once, without adverts (idempotent; call it once Lightning
+    is imported: its ``__init__`` adds the handler this removes).
+
+    Lightning gives its ``lightning`` logger a console handler of its own (``INFO: ...``) and
+    lets records propagate, so under Hydra, whose handler sits on the root logger, every line
+    printed twice. Where the root logger has a handler, Lightning's goes: its lines then appear
+    once, in Hydra's format, and also in the run's train.log.
+    """
+    root = logging.getLogger()
+    lightning = logging.getLogger("lightning")
+    if root.handlers:
+        for handler in list(lightning.handlers):
+            if type(handler) is logging.StreamHandler:
+                lightning.removeHandler(handler)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _LightningNoise) for f in logger.filters):
+            logger.addFilter(_LightningNoise())
 
 
 def register_resolvers() -> None:
