@@ -17,7 +17,7 @@ from sftlab.utils.errors import SftlabError
 
 def push_problem() -> str | None:
     """Why a push cannot start here (offline mode, no token), or None."""
-    if huggingface_hub.is_offline_mode():
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
         return "HF_HUB_OFFLINE=1 (offline mode): unset it where the Hub can be reached"
     if not huggingface_hub.get_token():
         return "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
