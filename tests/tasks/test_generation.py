@@ -111,6 +111,43 @@ def test_generation_run_reports_perplexity_and_generation_scores(generation_run)
     assert json.loads((out / "model" / "sftlab.json").read_text())["task"] == "generation"
 
 
+def test_generation_run_writes_report_and_a_hub_model_card(generation_run):
+    from huggingface_hub import ModelCard
+
+    _, out, _ = generation_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    report = (out / "report.md").read_text()
+    for section in ("## Metrics", "## Sample generations (test)", "## Learning curves"):
+        assert section in report, section
+    for label, key in (
+        ("validation perplexity before fine-tuning", "before/val/perplexity"),
+        ("validation perplexity after fine-tuning", "val/perplexity"),
+        ("test perplexity", "test/perplexity"),
+        ("test chrF (0-100)", "test/chrf"),
+        ("test BLEU (0-100)", "test/bleu"),
+    ):
+        assert f"| {label} | {metrics[key]:.4f} |" in report
+    first = rows[0]
+    assert f"| {first['prompt']} | {first['reference']} | {first['generated'].strip()} |" in report
+    assert sum(line.startswith("| Translate English") for line in report.splitlines()) == 5
+    assert (out / "report" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    card = ModelCard.load(out / "model" / "README.md")
+    data = card.data
+    assert data.pipeline_tag == "text-generation" and data.library_name == "transformers"
+    assert data.tags == ["sftlab", "text-generation", "generation"]
+    assert data.datasets == ["tiny_translation.csv"] and data.base_model is None
+    assert data.metrics == ["perplexity", "chrf", "sacrebleu"]
+    got = {r.metric_name: r.metric_value for r in data.eval_results}
+    want = {f"test {k}": metrics[f"test/{k}"] for k in ("loss", "perplexity", "chrf", "bleu")}
+    assert got == want
+    assert {r.task_type for r in data.eval_results} == {"text-generation"}
+    assert 'pipeline("text-generation", model=' in card.text
+    assert "gen('Translate English to Spanish: <source>', max_new_tokens=8" in card.text
+    assert f"| {first['prompt']} |" in card.text
+
+
 def test_generation_log_holds_the_trained_epochs_only(generation_run):
     """The starting-point score (before/val/*, step 0) and the best checkpoint's validation
     (best/val/*, last step) are rows with no epoch, not a first or an extra epoch."""

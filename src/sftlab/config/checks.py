@@ -14,6 +14,7 @@ import collections.abc
 import dataclasses
 import importlib.util
 import inspect
+import re
 import types
 import typing
 from typing import Any, Literal, Union
@@ -265,8 +266,40 @@ def _per_class_shape(name: str) -> bool:
 
 
 # -- combinations ---------------------------------------------------------------------------
+# What the Hub accepts as a model repo id: ``name`` (the token's own namespace) or ``owner/name``.
+REPO_ID = re.compile(r"^(?:[\w.-]+/)?[\w.-]{1,96}$")
+
+
+def check_repo_id(repo_id: Any) -> None:
+    """One line when ``push_to_hub`` cannot be a Hub model repo id (before any training)."""
+    text = str(repo_id)
+    if not REPO_ID.match(text) or ".." in text or "--" in text:
+        raise SftlabError(
+            f"push_to_hub={repo_id!r} is not a Hub repo id: use <user or org>/<name> "
+            f"(letters, digits, '-', '_', '.')"
+        )
+
+
+def _check_hub(values: dict[str, Any]) -> None:
+    """``push_to_hub`` and ``license``: what the upload and the model card need."""
+    if values.get("push_to_hub") is not None:
+        check_repo_id(values["push_to_hub"])
+        if not values.get("export", True):
+            raise SftlabError(
+                "push_to_hub uploads model/, which export=false does not write: set export=true "
+                "or push_to_hub=null"
+            )
+    license_id = values.get("license")
+    if license_id is not None and (not isinstance(license_id, str) or not license_id.strip()):
+        raise SftlabError(
+            f"license={license_id!r} is not a license id: use a Hub license id such as "
+            f"apache-2.0 or mit, or license=null"
+        )
+
+
 def _check_combinations(values: dict[str, Any], data: DataConfig) -> None:
     task = data.task
+    _check_hub(values)
     strategy = values.get("strategy") or {}
     name = str((strategy.get("apply") or {}).get("_target_", "")).rsplit(".", 1)[-1]
     loss = values.get("loss") or {}

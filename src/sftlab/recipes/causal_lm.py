@@ -1,6 +1,7 @@
 """The causal-LM recipe (``data.task=generation``): fine-tune a decoder on prompt -> response
 pairs (loss on the response tokens only), report val/test loss and perplexity, generate for
-held-out prompts (chrF, BLEU; ``generations.jsonl``), export ``model/``.
+held-out prompts (chrF, BLEU; ``generations.jsonl``), export ``model/`` with its card, write
+``report.md``.
 
 ``run(cfg, plan)`` reads top-down as the run's steps; the shared ones are in ``steps``.
 """
@@ -19,13 +20,15 @@ from sftlab import strategies
 from sftlab.config.data import DataConfig
 from sftlab.data.generation import GenerationDataModule, prompt_budget
 from sftlab.data.packing import check_packing
+from sftlab.export.model_card import generation_card
 from sftlab.models.backbone import load_tokenizer
 from sftlab.models.causal import check_decoder, load_causal_lm, resolved_model_cfg
 from sftlab.models.speed import scale
 from sftlab.recipes import steps
 from sftlab.reporting import logged
+from sftlab.reporting.report import write_generation_report
 from sftlab.strategies.optim import optimizer_from_config
-from sftlab.tasks.generation import CausalLMModule, score_generations
+from sftlab.tasks.generation import CausalLMModule, read_generations, score_generations
 from sftlab.training import budget, lifecycle, loggers
 from sftlab.training.callbacks import early_stopping
 from sftlab.training.memory import ReleaseFreedMemory
@@ -33,6 +36,10 @@ from sftlab.training.resume import RunPlan, checkpoint_callbacks
 from sftlab.utils import hardware
 
 log = logging.getLogger(__name__)
+
+SAMPLES_SHOWN = (
+    5  # generated replies shown in report.md and the model card (all: generations.jsonl)
+)
 
 
 def run(cfg: DictConfig, plan: RunPlan) -> dict[str, float]:
@@ -69,10 +76,7 @@ def run(cfg: DictConfig, plan: RunPlan) -> dict[str, float]:
         metrics.update(generate_samples(module, tokenizer, data, data_cfg, plan))
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
     if trainer.is_global_zero:
-        steps.save_results(cfg, plan, metrics, module.model, tokenizer, export_keys(data_cfg))
-        logged.finish(trainer.loggers, plan.out)
-        for key in sorted(metrics):
-            log.info("%s = %s", key, metrics[key])
+        save_outputs(cfg, plan, metrics, module.model, tokenizer, data_cfg, trainer.loggers)
     return steps.numbers(metrics)
 
 
@@ -163,6 +167,27 @@ def generate_samples(
         plan.out / "generations.jsonl",
         prompt_budget(data_cfg.max_length, data_cfg.max_new_tokens),
     )
+
+
+def save_outputs(
+    cfg: DictConfig,
+    plan: RunPlan,
+    metrics: dict[str, Any],
+    model: Any,
+    tokenizer: Any,
+    data_cfg: DataConfig,
+    run_loggers: list[Any],
+) -> None:
+    """metrics.json, ``model/`` with its card, report.md (its figures also to TensorBoard or
+    MLflow), then the push to the Hub if ``push_to_hub`` is set (rank 0)."""
+    samples = read_generations(plan.out / "generations.jsonl", SAMPLES_SHOWN)
+    card = generation_card(lifecycle.masked_config(cfg), metrics, samples)
+    steps.save_results(cfg, plan, metrics, model, tokenizer, export_keys(data_cfg), card=card)
+    for key in sorted(metrics):
+        log.info("%s = %s", key, metrics[key])
+    write_generation_report(plan.out, metrics, samples)
+    logged.finish(run_loggers, plan.out)
+    steps.push(cfg, plan)
 
 
 def export_keys(data_cfg: DataConfig) -> dict[str, Any]:

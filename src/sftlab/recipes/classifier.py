@@ -305,7 +305,8 @@ def save_outputs(
     logger: Any,
 ) -> None:
     """The splits, metrics.json, ``model/`` with its card, the console table, report.md, its
-    figures in TensorBoard and MLflow, and the W&B tables (rank 0)."""
+    figures in TensorBoard and MLflow, the W&B tables, then the push to the Hub if
+    ``push_to_hub`` is set (rank 0)."""
     labels = data.label_names
     unpad.disable(model)  # the exported model, and W&B's sample predictions, use plain SDPA
     write_splits(data.frames, plan.out / "data", data_cfg.text_column, data_cfg.label_column)
@@ -324,6 +325,7 @@ def save_outputs(
     write_report(plan.out, metrics, labels, monitor=monitor)
     logged.finish(logger, plan.out)
     wandb_tables.finish(logger, metrics, plan.out, model, tokenizer, data)
+    steps.push(cfg, plan)
 
 
 def _run_name() -> str | None:

@@ -4,6 +4,7 @@ checkpoint, and save the run's results."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning.pytorch as L
@@ -13,6 +14,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from sftlab import strategies
+from sftlab.export import hub
 from sftlab.export.hf_folder import export_model
 from sftlab.models.speed import scale
 from sftlab.training import lifecycle, loggers
@@ -21,11 +23,15 @@ from sftlab.training.resume import RunPlan, load_weights
 from sftlab.utils import hardware
 from sftlab.utils.files import write_json
 
+log = logging.getLogger(__name__)
+
 
 def start(cfg: DictConfig) -> None:
     """Resolve ``trainer.precision: auto`` for this machine and seed everything."""
     hardware.resolve_trainer(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.get("push_to_hub") and (problem := hub.push_problem()):
+        log.warning("push_to_hub=%s will fail at the end of the run: %s", cfg.push_to_hub, problem)
 
 
 def apply_strategy(cfg: DictConfig, model: nn.Module, model_cfg: dict[str, Any]) -> nn.Module:
@@ -110,6 +116,16 @@ def save_results(
                 card=card,
             )
     run.save(status="finished")
+
+
+def push(cfg: DictConfig, run: RunPlan) -> str | None:
+    """Upload ``model/`` to ``push_to_hub`` (if set), the run's last step: everything local is
+    written first, and a push that fails says how to push later with ``python -m sftlab.export``."""
+    if not cfg.get("push_to_hub"):
+        return None
+    url = hub.push_model(run.out, cfg.push_to_hub)
+    log.info("pushed %s to %s", run.out / "model", url)
+    return url
 
 
 def numbers(metrics: dict[str, Any]) -> dict[str, float]:

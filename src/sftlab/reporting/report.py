@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sftlab.config.metric_names import safe_label
+from sftlab.export.model_card import perplexity_lines, sample_table
 from sftlab.reporting.baseline import NAME, shortfall
 from sftlab.utils.files import write_text
 
@@ -127,22 +128,62 @@ def write_report(
         )
         lines += ["", "## Confusion matrix (test; rows = true, columns = predicted)", ""]
         lines += ["![test confusion matrix](report/confusion_matrix.png)", ""]
-    csv_file = run_dir / "csv" / "metrics.csv"
-    if csv_file.exists():
-        import pandas as pd
+    lines += curve_lines(run_dir, monitor)
+    report = run_dir / "report.md"
+    write_text(report, "\n".join(lines))
+    return report
 
-        curves = plots.training_curves(
-            pd.read_csv(csv_file, encoding="utf-8"), monitor, figures / "curves.png"
+
+def curve_lines(run_dir: Path, monitor: str) -> list[str]:
+    """The learning curves drawn from the CSV logger's ``csv/metrics.csv`` (kept next to W&B
+    too) into ``report/curves.png``, and the lines of report.md that show them."""
+    from sftlab.reporting import plots  # matplotlib (0.7 s) loads only when a report is drawn
+
+    csv_file = run_dir / "csv" / "metrics.csv"
+    if not csv_file.exists():
+        return ["No csv/metrics.csv (logger=null): no learning curves.", ""]
+    import pandas as pd
+
+    (run_dir / "report").mkdir(exist_ok=True)
+    frame = pd.read_csv(csv_file, encoding="utf-8")
+    if not plots.training_curves(frame, monitor, run_dir / "report" / "curves.png"):
+        return []
+    return [
+        "## Learning curves",
+        "",
+        "![loss and validation metric per epoch](report/curves.png)",
+        "",
+    ]
+
+
+def write_generation_report(
+    run_dir: Path, metrics: dict[str, Any], samples: list[dict[str, Any]]
+) -> Path:
+    """``report.md`` of a causal-LM run: perplexity before and after fine-tuning, chrF/BLEU of
+    the generated test replies, a few of them beside their references, the learning curves."""
+    run_dir = Path(run_dir)
+    lines = [f"# Run report: {run_dir.name}", "", "## Metrics", "", *perplexity_lines(metrics)]
+    facts = [
+        (key.replace("_", " "), metrics[key])
+        for key in ("epochs", "fit_seconds", "wall_seconds")
+        if key in metrics
+    ]
+    if "trainable_params" in metrics:
+        facts.insert(
+            0,
+            ("trainable params", f"{metrics['trainable_params']:,} of {metrics['total_params']:,}"),
         )
-        if curves:
-            lines += [
-                "## Learning curves",
-                "",
-                "![loss and validation metric per epoch](report/curves.png)",
-                "",
-            ]
-    else:
-        lines += ["No csv/metrics.csv (logger=null): no learning curves.", ""]
+    lines += ["", "| run | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in facts), ""]
+    lines += [
+        "## Sample generations (test)",
+        "",
+        *sample_table(samples),
+        "",
+        f"All generated replies: generations.jsonl ({int(metrics.get('test/generated', 0))} rows).",
+        "",
+    ]
+    monitor = "val/perplexity" if "val/perplexity" in metrics else "val/loss"
+    lines += curve_lines(run_dir, monitor)
     report = run_dir / "report.md"
     write_text(report, "\n".join(lines))
     return report

@@ -137,3 +137,18 @@ def score_generations(
         "test/bleu": float(sacrebleu.corpus_bleu(outputs, [refs]).score),
         "test/generated": float(len(outputs)),
     }
+
+
+def read_generations(path: Path, n: int) -> list[dict[str, Any]]:
+    """The first ``n`` rows of ``generations.jsonl`` (prompt, reference, generated); none when
+    no replies were generated."""
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if len(rows) >= n:
+                break
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows

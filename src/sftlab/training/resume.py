@@ -51,6 +51,8 @@ NOT_FINGERPRINTED = (
     "logger",
     "test",
     "export",
+    "push_to_hub",
+    "license",
     "trainer.enable_progress_bar",
     "trainer.default_root_dir",
     "data.cache_dir",
