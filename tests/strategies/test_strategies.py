@@ -332,3 +332,9 @@ def test_head_lr_scale_speeds_up_only_the_new_head(tokenizer):
     lr_of = {id(p): g["lr"] for g in decayed.param_groups for p in g["params"]}
     assert lr_of[id(params["classifier.weight"])] == 10.0
     assert lr_of[id(params["bert.encoder.layer.1.output.dense.weight"])] == 0.5
+
+
+def test_head_lr_scale_leaves_head_only_at_its_own_lr(tokenizer):
+    model = strategies.head_only(tiny_model(tokenizer))
+    optimizer = apply_lr_scale(torch.optim.AdamW(param_groups(model, head_lr_scale=10.0), lr=1e-2))
+    assert {g["lr"] for g in optimizer.param_groups} == {1e-2}

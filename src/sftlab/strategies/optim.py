@@ -40,6 +40,9 @@ def param_groups(
                 f"optimizer.layer_decay={layer_decay} needs transformer blocks to decay over: use it with "
                 f"strategy=full or top_k, or set optimizer.layer_decay=null"
             ) from None
+    trained = [n for n, p in model.named_parameters() if p.requires_grad or take_frozen]
+    if all(is_head(n) for n in trained):  # head-only: its own lr is the lr; nothing to speed up
+        head_lr_scale = 1.0
     groups: dict[tuple[int, bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not (param.requires_grad or take_frozen):
