@@ -26,7 +26,7 @@ def test_model_card_from_config_and_metrics(run):
     metrics = json.loads((run / "metrics.json").read_text())
     assert card.startswith("---\n") and "\nlibrary_name: transformers\n" in card
     assert "base model: none: a randomly initialised model (model_type=bert, hidden_size=32" in card
-    assert "strategy: full;" in card
+    assert "strategy: full (head_lr_scale=10);" in card
     assert "labels (id: name): 0: negative, 1: neutral, 2: positive" in card
     assert "source: `" in card and "tiny_sentiment.csv`" in card
     assert "| learning rate | 0.003 |" in card and "| batch size | 8 |" in card

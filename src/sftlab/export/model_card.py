@@ -164,7 +164,7 @@ def _strategy(cfg: dict[str, Any]) -> str:
     strategy = cfg.get("strategy") or {}
     target = (strategy.get("apply") or {}).get("_target_", "")
     name = target.rsplit(".", 1)[-1] or "?"
-    extra = {k: v for k, v in strategy.items() if k not in ("apply", "lr")}
+    extra = {k: v for k, v in strategy.items() if k not in ("apply", "lr", "lr_range")}
     return name + (f" ({', '.join(f'{k}={_fmt(v)}' for k, v in extra.items())})" if extra else "")
 
 
