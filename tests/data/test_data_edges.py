@@ -126,7 +126,10 @@ STRATEGIES = [
 
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda s: "+".join(s))
 def test_every_option_acts_on_every_strategy(monkeypatch, tmp_path, strategy):
-    module, data = build(monkeypatch, tmp_path, *strategy)
+    module, _ = build(monkeypatch, tmp_path, *strategy)  # loss.class_weights=auto: 12x skew
+    balanced = torch.tensor([160 / (3 * 120), 160 / (3 * 30), 160 / (3 * 10)])
+    assert torch.allclose(module.class_weights, balanced.sqrt(), rtol=0.05)  # of the 80% split
+    module, data = build(monkeypatch, tmp_path, *strategy, "loss.class_weights=null")
     assert module.class_weights is None
     assert not isinstance(data.train_dataloader().sampler, (LengthGroupedSampler, BalancedSampler))
     share_c = (epoch_labels(data) == 2).float().mean()  # 10 of 128 training rows

@@ -103,6 +103,7 @@ def multilabel_run(tmp_path_factory):
         "trainer.max_epochs=6",
         "data.batch_size=8",
         "strategy.lr=3e-3",
+        "strategy.head_lr_scale=1",  # the lr was tuned for this random tiny body with one lr
     ]
     cfg = compose_cfg(overrides, output_dir=out)
     return cfg, out, train(cfg)

@@ -22,8 +22,10 @@ SECRET = "do-not-log-me"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[Path, dict]:
-    """One tiny run with TensorBoard and MLflow (MLflow's default store, in the working dir),
-    and no CSV logger asked for."""
+    """One tiny run with TensorBoard and MLflow (an SQLite store like the default one, given as
+    an absolute path: MLflow caches one store per URI in a process, so the default relative
+    ``sqlite:///mlflow.db`` of an earlier test in another working dir would be reused), and no
+    CSV logger asked for."""
     home = tmp_path_factory.mktemp("loggers")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(home)  # tracking_uri: sqlite:///mlflow.db is relative to the working dir
@@ -31,6 +33,7 @@ def run(tmp_path_factory) -> tuple[Path, dict]:
             [
                 *TINY,
                 "logger=[tensorboard,mlflow]",
+                f"logger.mlflow.tracking_uri=sqlite:///{home / 'mlflow.db'}",
                 "trainer.max_epochs=2",
                 f"+secrets.hf_token={SECRET}",
             ],
