@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from sftlab.inference.predict import predict, predict_stopped
+from sftlab.deploy.predict import predict, predict_stopped
 from sftlab.utils.cli import hide_secrets, quote_non_ascii, run_or_exit
 from sftlab.utils.setup import setup
 

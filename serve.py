@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from sftlab.inference.serve import serve, serve_stopped
+from sftlab.deploy.serve import serve, serve_stopped
 from sftlab.utils.cli import hide_secrets, quote_non_ascii, run_or_exit
 from sftlab.utils.setup import setup
 

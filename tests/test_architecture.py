@@ -18,6 +18,7 @@ LAYERS = [
     "training",
     "inference",
     "export",
+    "deploy",
     "reporting",
     "recipes",
     "run",  # sftlab/run.py: train(cfg)

@@ -15,9 +15,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from sftlab import train
+from sftlab.deploy.predict import predict
+from sftlab.deploy.serve import serve
 from sftlab.export.__main__ import _export_cli as export_cli
-from sftlab.inference.predict import predict
-from sftlab.inference.serve import serve
 from sftlab.utils.errors import SftlabError
 from tests.conftest import TINY, compose_cfg
 from tests.helpers.tiny_run import trained_run

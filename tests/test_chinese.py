@@ -23,8 +23,8 @@ from sftlab.data.cleaning import clean_texts
 from sftlab.data.datamodule import TextDataModule
 from sftlab.data.rows import prepare
 from sftlab.data.sources import SplitRows
+from sftlab.deploy.predict import predict
 from sftlab.inference.frames import predict_frame
-from sftlab.inference.predict import predict
 from sftlab.inference.predictor import load_predictor
 from sftlab.utils.errors import SftlabError
 from tests.conftest import ASSETS, ROOT
@@ -294,7 +294,7 @@ def test_predict_jsonl_round_trips_chinese(run, tmp_path):
 def test_serve_answers_chinese_json(run):
     from fastapi.testclient import TestClient
 
-    from sftlab.inference.serve import create_app
+    from sftlab.deploy.serve import create_app
 
     predictor = load_predictor(run, device="cpu")
     client = TestClient(create_app(predictor, batch_size=2, max_texts=8))

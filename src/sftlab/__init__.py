@@ -21,7 +21,7 @@ _API = {
     "train": "sftlab.run:train",
     "load_predictor": "sftlab.inference.predictor:load_predictor",
     "predict": "sftlab.inference.frames:predict_frame",
-    "predict_file": "sftlab.inference.predict:predict",
+    "predict_file": "sftlab.deploy.predict:predict",
     "export_model": "sftlab.export.hf_folder:export_model",
     "export_from_checkpoint": "sftlab.export.from_checkpoint:export_from_checkpoint",
     "export_onnx": "sftlab.export.onnx:export_onnx",

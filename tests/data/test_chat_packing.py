@@ -210,7 +210,7 @@ def test_chat_run_with_packing_trains_and_predict_reads_messages(tmp_path):
     generated = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
     assert isinstance(generated[0]["prompt"], list)  # the messages, as the model saw them
 
-    from sftlab.inference.predict import predict
+    from sftlab.deploy.predict import predict
 
     inp = tmp_path / "new.jsonl"
     inp.write_text("".join(json.dumps({"messages": g["prompt"]}) + "\n" for g in generated))

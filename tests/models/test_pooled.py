@@ -10,9 +10,9 @@ from omegaconf import OmegaConf
 from transformers import pipeline
 
 from sftlab import train
-from sftlab.inference.predict import predict
+from sftlab.deploy.predict import predict
+from sftlab.deploy.serve import create_app
 from sftlab.inference.predictor import load_predictor
-from sftlab.inference.serve import create_app
 from tests.conftest import TINY, compose_cfg
 
 

@@ -213,7 +213,7 @@ def test_predict_py_generates_from_the_runs_prompt_template(generation_run, tmp_
     import pandas as pd
     from omegaconf import OmegaConf
 
-    from sftlab.inference.predict import predict
+    from sftlab.deploy.predict import predict
 
     cfg, out, metrics = generation_run
     rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
@@ -253,8 +253,8 @@ def test_lora_generation_trains_adapters_and_exports_a_plain_causal_lm(tmp_path)
 def test_serve_answers_a_generation_model_as_the_run_generated(generation_run):
     from fastapi.testclient import TestClient
 
+    from sftlab.deploy.serve import create_app
     from sftlab.inference.predictor import load_predictor
-    from sftlab.inference.serve import create_app
 
     cfg, out, metrics = generation_run
     rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]

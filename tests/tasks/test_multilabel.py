@@ -14,7 +14,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 
 from sftlab import train
 from sftlab.data.datamodule import DataConfig, TextDataModule
-from sftlab.inference.predict import predict
+from sftlab.deploy.predict import predict
 from sftlab.models.backbone import load_tokenizer
 from sftlab.tasks.metrics import multilabel_metrics
 from sftlab.tasks.multilabel import best_threshold

@@ -15,7 +15,7 @@ from transformers import pipeline
 from sftlab import train
 from sftlab.data.datamodule import DataConfig, TextDataModule
 from sftlab.data.packaged import load_vader_sentences
-from sftlab.inference.predict import predict
+from sftlab.deploy.predict import predict
 from sftlab.models.backbone import load_tokenizer
 from sftlab.tasks.metrics import regression_metrics
 from sftlab.utils.errors import SftlabError
@@ -148,8 +148,8 @@ def test_experiment_vader_regression_composes():
 def test_serve_answers_a_regression_model_with_its_values(regression_run):
     from fastapi.testclient import TestClient
 
+    from sftlab.deploy.serve import create_app
     from sftlab.inference.predictor import load_predictor
-    from sftlab.inference.serve import create_app
 
     cfg, out, metrics = regression_run
     test = pd.read_csv(out / "data" / "test.csv")

@@ -19,7 +19,7 @@ from sftlab.utils.errors import SftlabError
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m sftlab.export run=<run dir> format=onnx [opset=17] [split=test]``, or
-    ``format=hf``: ``<run>/model`` again from ``checkpoints/best.ckpt``, or
+    ``quantize=int8`` (with format=onnx), or ``format=hf``: ``<run>/model`` again from ``checkpoints/best.ckpt``, or
     ``push_to_hub=<repo id>``: ``<run>/model`` uploaded to the Hub."""
     argv = sys.argv[1:] if argv is None else argv
     run_or_exit(_export_cli, argv, None, on_stop=stopped_line("export", "run the export again"))
@@ -33,6 +33,7 @@ EXPORT_DEFAULTS = {
     "opset": 17,  # ONNX opset; 17 runs on onnxruntime >= 1.13
     "split": "test",  # the rows (<run>/data/<split>.csv) on which ONNX and PyTorch logits are compared
     "atol": 1e-4,  # the largest allowed |logit difference|; the export fails beyond it
+    "quantize": None,  # int8: also model.int8.onnx (dynamic int8), its accuracy on the split next to PyTorch's
 }
 
 
@@ -58,7 +59,14 @@ def _export_cli(argv: list[str]) -> Path:
     if fmt == "hf":
         written = export_from_checkpoint(cfg.run)
     elif fmt == "onnx":
-        written = export_onnx(cfg.run, cfg.output, opset=cfg.opset, split=cfg.split, atol=cfg.atol)
+        written = export_onnx(
+            cfg.run,
+            cfg.output,
+            opset=cfg.opset,
+            split=cfg.split,
+            atol=cfg.atol,
+            quantize=cfg.quantize,
+        )
     if cfg.push_to_hub:
         url = push_model(Path(cfg.run), cfg.push_to_hub)
         print(f"pushed {Path(cfg.run) / 'model'} to {url}")

@@ -57,4 +57,5 @@ def model_extra(cfg: Any, data_cfg: Any, module: Any, labels: list[str]) -> dict
         **export_extra(module, data_cfg),
         "text_column": data_cfg.text_column,
         "cleaning": list(cfg.data.get("cleaning") or []),
+        "precision": str(cfg.trainer.get("precision", "32-true")),  # predict.py follows it
     }

@@ -1,8 +1,11 @@
 """Export a run's model to ONNX (torch.onnx, TorchScript-based exporter) and check it with onnxruntime.
 
 ``<run>/onnx/`` gets ``model.onnx`` (inputs: the tokenizer's ids and masks, dynamic batch and
-sequence axes; output: ``logits``), the tokenizer, ``config.json`` (id2label) and
-``export.json`` (the measured max |logit difference| to PyTorch on a split of the run).
+sequence axes; output: ``logits``), with ``quantize="int8"`` also ``model.int8.onnx``
+(onnxruntime's dynamic quantization), the tokenizer, ``config.json`` (id2label) and
+``export.json``: the measured max |logit difference| to PyTorch on a split of the run, and each
+model's accuracy on it next to PyTorch's. ``onnx_model`` is what ``predict.py backend=onnx``
+loads: the file, exported first when missing or older than ``model/``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import inspect
 import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +23,8 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from sftlab.data.tables import read_table
-from sftlab.inference.predictor import (
-    META_FILE,
-    Predictor,
-    batched,
-    load_predictor,
-    locate,
-    raw_outputs,
-)
+from sftlab.inference.backends import OnnxBackend
+from sftlab.inference.predictor import META_FILE, Predictor, load_predictor, locate, raw_outputs
 from sftlab.utils.errors import SftlabError
 from sftlab.utils.files import atomic_dir, commit_dir
 
@@ -66,18 +64,23 @@ def export_onnx(
     split: str = "test",
     atol: float = 1e-4,
     batch_size: int = 32,
+    quantize: str | None = None,
 ) -> Path:
-    """Write ``model.onnx`` and check it against PyTorch on ``<run>/data/<split>.csv``."""
+    """Write ``model.onnx`` and check it against PyTorch on ``<run>/data/<split>.csv``; with
+    ``quantize="int8"`` also ``model.int8.onnx`` (onnxruntime's dynamic quantization). Each
+    model's accuracy on the split, next to PyTorch's, goes to ``export.json``."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         raise SftlabError(
             "ONNX export needs onnx and onnxruntime: pip install onnx onnxruntime"
         ) from None
-    model_dir, _ = locate(run)
+    if quantize not in (None, "int8"):
+        raise SftlabError(f"unknown quantize={quantize}: use quantize=int8 or leave it null")
+    model_dir, run_cfg = locate(run)
     predictor = load_predictor(run, device="cpu")
     run_dir = None if model_dir == Path(run) else Path(run)
-    target = Path(output) if output else (run_dir / "onnx" if run_dir else model_dir / "onnx")
+    target = Path(output) if output else onnx_dir(run)
 
     # Eager attention traces into plain ops; the exported graph is checked against the
     # predictor's own (default-attention) model below.
@@ -109,9 +112,29 @@ def export_onnx(
     if (model_dir / META_FILE).is_file():
         shutil.copy(model_dir / META_FILE, tmp / META_FILE)
 
-    texts, where = _comparison_texts(run_dir, split, predictor)
-    diff = max_logit_difference(onnx_path, predictor, texts, names, batch_size)
-    report = {"max_abs_logit_diff": diff, "rows": len(texts), "compared_on": where, "opset": opset}
+    texts, labels, where = _comparison_rows(run_dir, run_cfg, split, predictor)
+    reference = raw_outputs(predictor, texts, batch_size)
+    onnx_out = raw_outputs(
+        replace(predictor, backend=OnnxBackend(onnx_path, names)), texts, batch_size
+    )
+    diff = float(np.abs(onnx_out - reference).max())
+    report: dict[str, Any] = {
+        "max_abs_logit_diff": diff,
+        "rows": len(texts),
+        "compared_on": where,
+        "opset": opset,
+    }
+    outputs = {"torch": reference, "onnx": onnx_out}
+    if quantize == "int8":
+        int8_path = quantize_int8(onnx_path)
+        backend = OnnxBackend(int8_path, names)
+        outputs["onnx int8"] = raw_outputs(replace(predictor, backend=backend), texts, batch_size)
+        report["int8"] = {
+            "file": int8_path.name,
+            "max_abs_logit_diff": float(np.abs(outputs["onnx int8"] - reference).max()),
+            "method": INT8_METHOD,
+        }
+    report |= _agreement(outputs, labels, predictor)
     (tmp / "export.json").write_text(json.dumps(report, indent=2))
     if not diff <= atol:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -121,12 +144,92 @@ def export_onnx(
         )
     commit_dir(tmp, target)
     print(f"wrote {target / 'model.onnx'}: max |logit difference| to PyTorch {diff:.2e} on {where}")
+    if "accuracy" in report:
+        print(f"accuracy on {where}: " + accuracy_line(report))
+    _warn_int8_loss(report)
     return target
 
 
-def _comparison_texts(
-    run_dir: Path | None, split: str, predictor: Predictor
-) -> tuple[list[str], str]:
+# onnxruntime's dynamic quantization: int8 weights per output channel, uint8 activations
+# quantized per batch; reduce_range keeps AVX2 machines (no VNNI) from saturating.
+INT8_METHOD = "onnxruntime quantize_dynamic: int8 weights per channel, uint8 activations"
+INT8_MAX_LOSS = 0.005  # a larger accuracy drop than PyTorch's is warned about
+
+
+def quantize_int8(onnx_path: Path) -> Path:
+    """``model.int8.onnx`` beside ``model.onnx``: MatMul/Gemm weights in int8."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = onnx_path.with_name("model.int8.onnx")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process is for static (image) quantization
+    try:
+        quantize_dynamic(
+            str(onnx_path),
+            str(out),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=True,
+            op_types_to_quantize=["MatMul", "Gemm"],
+        )
+    finally:
+        root.setLevel(level)
+    return out
+
+
+def onnx_dir(run: str | Path) -> Path:
+    """Where a run's ONNX export lives: ``<run>/onnx``, or ``<model folder>/onnx``."""
+    model_dir, _ = locate(run)
+    return model_dir / "onnx" if model_dir == Path(run) else Path(run) / "onnx"
+
+
+def accuracy_line(report: dict[str, Any]) -> str:
+    """``torch 0.8531, onnx 0.8531, onnx int8 0.8497`` from an ``export.json``."""
+    return ", ".join(f"{name} {acc:.4f}" for name, acc in report.get("accuracy", {}).items())
+
+
+def _warn_int8_loss(report: dict[str, Any]) -> None:
+    acc = report.get("accuracy", {})
+    if "onnx int8" in acc and acc["torch"] - acc["onnx int8"] > INT8_MAX_LOSS:
+        log.warning(
+            "int8 loses %.1f accuracy points to PyTorch on %s (%.4f vs %.4f): use "
+            "backend=onnx without quantize where that matters",
+            100 * (acc["torch"] - acc["onnx int8"]),
+            report["compared_on"],
+            acc["onnx int8"],
+            acc["torch"],
+        )
+
+
+def _agreement(
+    outputs: dict[str, np.ndarray], labels: list[str] | None, predictor: Predictor
+) -> dict[str, Any]:
+    """Each model's accuracy on the split's labels (classification with a label column), and
+    the share of rows where its label is PyTorch's."""
+    if predictor.task != "classification":
+        return {}
+    names = np.asarray(predictor.labels)
+    predicted = {name: names[out.argmax(axis=1)] for name, out in outputs.items()}
+    report: dict[str, Any] = {
+        "label_agreement": {
+            name: float((pred == predicted["torch"]).mean())
+            for name, pred in predicted.items()
+            if name != "torch"
+        }
+    }
+    if labels is not None:
+        truth = np.asarray(labels)
+        report["accuracy"] = {
+            name: float((pred == truth).mean()) for name, pred in predicted.items()
+        }
+    return report
+
+
+def _comparison_rows(
+    run_dir: Path | None, run_cfg: dict[str, Any] | None, split: str, predictor: Predictor
+) -> tuple[list[str], list[str] | None, str]:
+    """The split's texts and (when it has them) labels as strings, and where they came from."""
     path = run_dir / "data" / f"{split}.csv" if run_dir else None
     if path is None or not path.is_file():
         log.warning(
@@ -134,33 +237,39 @@ def _comparison_texts(
             split,
             len(FALLBACK_TEXTS),
         )
-        return list(FALLBACK_TEXTS), "built-in sample texts"
+        return list(FALLBACK_TEXTS), None, "built-in sample texts"
     df = read_table(path)
     if predictor.text_column not in df.columns:
         raise SftlabError(
             f"{path} has no column '{predictor.text_column}' (columns: {', '.join(df.columns)})"
         )
     texts = df[predictor.text_column].fillna("").astype(str).tolist()
-    return texts, f"{path} ({len(df)} rows)"
+    label_column = str(((run_cfg or {}).get("data") or {}).get("label_column") or "label")
+    labels = None
+    if label_column in df.columns and df[label_column].notna().all():
+        labels = df[label_column].astype(str).tolist()
+    return texts, labels, f"{path} ({len(df)} rows)"
 
 
-def onnx_logits(
-    session, predictor: Predictor, texts: list[str], names: list[str], batch_size: int = 32
-) -> np.ndarray:
-    """Logits from an onnxruntime session, batched as ``predict.py`` batches."""
-
-    def run(batch: Any) -> np.ndarray:
-        return session.run(["logits"], {n: batch[n].astype(np.int64) for n in names})[0]
-
-    return batched(predictor, texts, batch_size, run, tensors="np")
-
-
-def max_logit_difference(
-    onnx_path: Path, predictor: Predictor, texts: list[str], names: list[str], batch_size: int = 32
-) -> float:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    a = onnx_logits(session, predictor, texts, names, batch_size)
-    b = raw_outputs(predictor, texts, batch_size)
-    return float(np.abs(a - b).max())
+def onnx_model(run: str | Path, quantize: str | None = None) -> Path:
+    """The run's ONNX model for ``backend=onnx`` (``model.int8.onnx`` with ``quantize=int8``),
+    exported first when it is missing or older than the run's ``model/``."""
+    model_dir, _ = locate(run)
+    target = onnx_dir(run)
+    path = target / ("model.int8.onnx" if quantize == "int8" else "model.onnx")
+    weights = [p.stat().st_mtime for p in model_dir.glob("*.safetensors")]
+    weights += [p.stat().st_mtime for p in model_dir.glob("*.bin")]
+    if not path.is_file() or path.stat().st_mtime < max(weights, default=0.0):
+        log.info("%s missing or older than %s: exporting it (once)", path, model_dir)
+        export_onnx(run, quantize=quantize)
+    report_path = target / "export.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    if report.get("accuracy"):
+        log.info(
+            "backend=onnx%s: %s; accuracy on %s: %s",
+            f" quantize={quantize}" if quantize else "",
+            path,
+            report.get("compared_on"),
+            accuracy_line(report),
+        )
+    return path

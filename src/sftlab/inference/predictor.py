@@ -24,6 +24,7 @@ from transformers import (
 )
 
 from sftlab.data.cleaning import clean_texts
+from sftlab.inference.backends import TorchBackend, autocast_dtype
 from sftlab.models.backbone import register_pooled
 from sftlab.models.modeling_pooled import PooledClassifierConfig, PooledForSequenceClassification
 from sftlab.utils.errors import SftlabError
@@ -55,10 +56,14 @@ class Predictor:
     max_chars: int = 0
     """Texts are cut to this many characters before cleaning and tokenizing, as in training
     (``data.max_chars``); 0 = 32 x ``max_length``, training's default."""
+    backend: Any = None
+    """What runs a padded batch (``inference.backends``); None = the PyTorch model in fp32."""
 
     def __post_init__(self) -> None:
         if not self.max_chars:
             self.max_chars = 32 * int(self.max_length)
+        if self.backend is None and self.model is not None:
+            self.backend = TorchBackend(self.model)
 
     @property
     def device(self) -> torch.device:
@@ -114,9 +119,11 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
     )
     _check_labels(labels, meta.get("labels"), f"'labels' in {model_dir / META_FILE}", model_dir)
     model.to(_device(device)).eval()
+    precision = ((run_cfg or {}).get("trainer") or {}).get("precision", meta.get("precision"))
     return Predictor(
         model=model,
         tokenizer=tokenizer,
+        backend=TorchBackend(model, autocast_dtype(precision, model.device)),
         labels=labels,
         task=task,
         text_column=str(data.get("text_column") or meta.get("text_column") or "text"),
@@ -273,8 +280,9 @@ def batched(
     """The prediction loop: ``run(padded batch)`` -> (rows, len(labels)) outputs for every
     batch of ``texts``, back in the order of ``texts``.
 
-    Texts are cleaned and truncated as in training, then batched longest first (less padding;
-    the same batching as the validation loop) and padded as ``tensors`` ("pt" or "np").
+    Texts are cleaned and truncated as in training, then batched longest first (each batch
+    is padded only to its own longest text; the same batching as the validation loop) and
+    padded as ``tensors`` ("pt" or "np").
     """
     if batch_size < 1:
         raise SftlabError(f"batch_size must be >= 1, got {batch_size}")
@@ -291,13 +299,10 @@ def batched(
     return outputs
 
 
-@torch.inference_mode()
 def raw_outputs(
     predictor: Predictor, texts: list[str], batch_size: int = 64, progress: bool = False
 ) -> np.ndarray:
-    """The head's outputs (logits), shape (len(texts), len(labels)), in the order of ``texts``."""
-
-    def run(batch: Any) -> np.ndarray:
-        return predictor.model(**batch.to(predictor.device)).logits.float().cpu().numpy()
-
-    return batched(predictor, texts, batch_size, run, progress=progress)
+    """The head's outputs (logits), shape (len(texts), len(labels)), in the order of ``texts``,
+    from the predictor's backend (PyTorch in the run's precision, or onnxruntime)."""
+    backend = predictor.backend
+    return batched(predictor, texts, batch_size, backend, backend.tensors, progress)

@@ -23,8 +23,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sftlab.config.ranges import SERVE_RANGES, check_ranges
+from sftlab.deploy.loading import load
 from sftlab.inference.frames import check_task, predict_frame
-from sftlab.inference.predictor import Predictor, class_probabilities, load_predictor, require
+from sftlab.inference.predictor import Predictor, class_probabilities, require
 from sftlab.utils.cli import stopped_line
 from sftlab.utils.errors import SftlabError
 
@@ -182,6 +183,7 @@ def create_app(
             "task": predictor.task,
             "labels": predictor.labels,
             "model": str(predictor.source),
+            "backend": getattr(predictor.backend, "name", "torch"),
         }
 
     schema = PredictRequest.model_json_schema()
@@ -204,7 +206,7 @@ def serve(cfg: Any) -> None:
     require(cfg, ("run",), "python serve.py run=<run dir or model folder> port=8000")
     port = int(cfg.port)
     check_port(str(cfg.host), port)
-    predictor = load_predictor(cfg.run, device=str(cfg.get("device", "auto")))
+    predictor = load(cfg)
     app = create_app(
         predictor,
         batch_size=int(cfg.batch_size),

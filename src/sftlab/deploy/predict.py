@@ -10,8 +10,9 @@ import pandas as pd
 
 from sftlab.data.chat import generation_prompt, is_missing, parse_messages
 from sftlab.data.tables import first_row, read_table, write_table
+from sftlab.deploy.loading import load
 from sftlab.inference.frames import check_task, predict_frame
-from sftlab.inference.predictor import load_predictor, require
+from sftlab.inference.predictor import require
 from sftlab.utils.cli import stopped_line
 from sftlab.utils.errors import SftlabError
 
@@ -33,7 +34,7 @@ def predict(cfg: Any) -> Path:
     out = Path(str(cfg.output)) if cfg.get("output") else default_output(inp)
     if out.resolve() == inp.resolve():
         raise SftlabError(f"output={out} would overwrite the input: choose another output path")
-    predictor = load_predictor(cfg.run, device=str(cfg.get("device", "auto")))
+    predictor = load(cfg)
     check_task(predictor)
     df = read_table(inp, str(cfg.get("encoding") or "utf-8"), key="input")  # as training reads
     first = first_row(inp)  # row numbers as in training's messages

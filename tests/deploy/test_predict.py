@@ -15,9 +15,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from sftlab.deploy.predict import default_output, predict
 from sftlab.inference import frames as frames_module
 from sftlab.inference.frames import generation_frame, predict_frame
-from sftlab.inference.predict import default_output, predict
 from sftlab.inference.predictor import Predictor, load_predictor, refuse_folder_code
 from sftlab.tasks.metrics import classification_metrics
 from sftlab.utils.cli import run_or_exit
@@ -243,7 +243,7 @@ def test_texts_with_carriage_returns_survive_csv(run, tmp_path):
 def test_training_and_prediction_read_a_file_alike(run, tmp_path, monkeypatch, caplog):
     """One reader, one missing-value rule: "NA", "null" and "N/A" are text, blank cells missing."""
     from sftlab.data.datamodule import DataConfig, TextDataModule
-    from sftlab.inference import predict as predict_module
+    from sftlab.deploy import predict as predict_module
     from tests.conftest import TINY_CSV
 
     words = ["NA", "null", "N/A"]

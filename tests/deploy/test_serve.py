@@ -13,9 +13,9 @@ import pytest
 import uvicorn
 from omegaconf import OmegaConf
 
-from sftlab.inference.predict import predict_stopped
+from sftlab.deploy.predict import predict_stopped
+from sftlab.deploy.serve import create_app, serve, serve_stopped
 from sftlab.inference.predictor import class_probabilities, load_predictor
-from sftlab.inference.serve import create_app, serve, serve_stopped
 from sftlab.utils import signals
 from sftlab.utils.cli import run_or_exit
 from sftlab.utils.errors import SftlabError
@@ -74,6 +74,7 @@ def test_health(server):
     status, body = request(port, "GET", "/health")
     assert status == 200
     assert body["status"] == "ok" and body["labels"] == ["negative", "neutral", "positive"]
+    assert body["backend"] == "torch"
 
 
 def test_predict_returns_labels_and_probabilities_like_predict_py(server):
