@@ -63,7 +63,7 @@ def export_onnx(
     opset: int = 17,
     split: str = "test",
     atol: float = 1e-4,
-    batch_size: int = 32,
+    batch_size: int = 64,  # predict.py's: int8 scales its activations per batch
     quantize: str | None = None,
 ) -> Path:
     """Write ``model.onnx`` and check it against PyTorch on ``<run>/data/<split>.csv``; with
@@ -261,7 +261,8 @@ def onnx_model(run: str | Path, quantize: str | None = None) -> Path:
     weights += [p.stat().st_mtime for p in model_dir.glob("*.bin")]
     if not path.is_file() or path.stat().st_mtime < max(weights, default=0.0):
         log.info("%s missing or older than %s: exporting it (once)", path, model_dir)
-        export_onnx(run, quantize=quantize)
+        export_onnx(run, quantize=quantize)  # prints the accuracies itself
+        return path
     report_path = target / "export.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     if report.get("accuracy"):
