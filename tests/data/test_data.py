@@ -133,3 +133,31 @@ def test_train_size_subsamples_train_only(tokenizer, size, expected):
         - dm.frames["train"]["label"].value_counts().min()
         <= 1
     )
+
+
+def test_train_per_class_keeps_n_rows_of_each_label_seeded(tokenizer):
+    dm = make_dm(tokenizer, train_per_class=5)
+    dm.setup()
+    counts = dm.frames["train"]["label"].value_counts()
+    assert counts.to_dict() == {"negative": 5, "neutral": 5, "positive": 5}
+    assert len(dm.frames["validation"]) == 9 and len(dm.frames["test"]) == 9  # stay whole
+    again = make_dm(tokenizer, train_per_class=5)
+    again.setup()
+    other = make_dm(tokenizer, seed=7, train_per_class=5)
+    other.setup()
+    texts = sorted(dm.frames["train"]["text"])
+    assert sorted(again.frames["train"]["text"]) == texts  # the seed decides the rows
+    assert sorted(other.frames["train"]["text"]) != texts
+    # a count above a label's rows keeps all of them (24 of each here), with the others
+    everything = make_dm(tokenizer, train_per_class=1000)
+    everything.setup()
+    assert len(everything.frames["train"]) == 72
+
+
+def test_train_per_class_refuses_what_it_cannot_count():
+    with pytest.raises(SftlabError, match="both pick training rows: set one of them"):
+        DataConfig(source="files", path="x.csv", train_size=10, train_per_class=2)
+    with pytest.raises(SftlabError, match="not data.task=regression: use data.train_size"):
+        DataConfig(source="files", path="x.csv", task="regression", train_per_class=2)
+    with pytest.raises(SftlabError, match="train_per_class"):
+        DataConfig(source="files", path="x.csv", train_per_class=0)

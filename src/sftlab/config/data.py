@@ -59,6 +59,9 @@ class DataConfig:
     train_size: float | int | None = None
     """Keep only this many training rows (an int) or this fraction (a float <= 1), drawn
     stratified and seeded; validation and test stay whole. For learning curves."""
+    train_per_class: int | None = None
+    """Keep this many training rows of each label (all of a label that has fewer), drawn
+    seeded; validation and test stay whole. Single-label classification; for few-shot runs."""
     cleaning: list[str] = field(default_factory=lambda: list(DEFAULT_STEPS))
     """Text cleaning steps, in order (see ``sftlab.data.cleaning``)."""
     drop_duplicates: bool = True
@@ -137,6 +140,17 @@ class DataConfig:
             )
         if self.sampler not in {None, "balanced"}:
             raise SftlabError(f"data.sampler must be null or 'balanced', got '{self.sampler}'")
+        if self.train_per_class is not None:
+            if self.train_size is not None:
+                raise SftlabError(
+                    f"data.train_size={self.train_size} and data.train_per_class="
+                    f"{self.train_per_class} both pick training rows: set one of them"
+                )
+            if not self.is_classification:
+                raise SftlabError(
+                    f"data.train_per_class counts rows per label of single-label "
+                    f"classification, not data.task={self.task}: use data.train_size"
+                )
         check_task(self)
         check_encoding(self.encoding, "data.encoding")
         if self.max_chars is None:

@@ -172,6 +172,7 @@ RANGES: dict[str, Rule] = {
         lambda v: v is None or (_is_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
         "a count >= 1 or a fraction in (0, 1]",
     ),
+    "data.train_per_class": count(1) | NULL,
     "data.threshold": within(0, 1, low_in=False, what="a probability") | value("tune"),
     "data.max_new_tokens": count(1),
     "data.generate_samples": count(0),

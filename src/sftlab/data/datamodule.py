@@ -242,6 +242,8 @@ class TextDataModule(ResumableData, L.LightningDataModule):
         return rows[~is_rare], rows[is_rare]
 
     def _subsample(self, train: pd.DataFrame) -> pd.DataFrame:
+        if self.config.train_per_class is not None:
+            return self._per_class(train, self.config.train_per_class)
         size = self.config.train_size
         if size is None or size == 1.0 or (isinstance(size, int) and size >= len(train)):
             if isinstance(size, int) and size > len(train):
@@ -271,6 +273,21 @@ class TextDataModule(ResumableData, L.LightningDataModule):
             rest, train_size=size, stratify=rest["label_id"], random_state=self.seed
         )
         return pd.concat([kept, rare]) if len(rare) else kept
+
+    def _per_class(self, train: pd.DataFrame, n: int) -> pd.DataFrame:
+        """``n`` rows of each label (every row of a label with fewer), drawn with the seed."""
+        kept = train.sample(frac=1.0, random_state=self.seed).groupby("label_id").head(n)
+        counts = train["label_id"].value_counts()
+        short = counts[counts < n]
+        log.info(
+            "data.train_per_class=%d: %d training rows, %d of each of %d labels%s",
+            n,
+            len(kept),
+            n,
+            len(counts),
+            f" ({len(short)} with fewer: all their rows)" if len(short) else "",
+        )
+        return kept
 
     # -- tokens ---------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:

@@ -186,6 +186,8 @@ def _data(data: dict[str, Any]) -> list[str]:
     ]
     if data.get("train_size") is not None:
         lines.append(f"- train_size: {data['train_size']} (subsample of the training split)")
+    if data.get("train_per_class") is not None:
+        lines.append(f"- train_per_class: {data['train_per_class']} training rows of each label")
     if data.get("cleaning"):
         lines.append(f"- cleaning: {data['cleaning']}")
     return lines
