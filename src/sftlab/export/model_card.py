@@ -1,141 +1,19 @@
-"""The model card (``model/README.md``): what the model is, how it was trained, how well it does.
-
-Built with ``huggingface_hub``'s ``ModelCardData`` and ``ModelCard.from_template``, so the Hub
-reads its metadata: ``base_model``, ``license``, ``datasets``, ``metrics``, ``pipeline_tag``,
-``tags``, ``library_name`` and a ``model-index`` with one entry per test metric (the Hub's
-evaluation results). The linear baseline stays in the prose only: the model-index lists this
-model's results, and a baseline's score listed there would read as the model's own.
+"""The model card (``model/README.md``): what the model is, how it was trained, how well it does:
+the prose of a classifier's card and of a causal LM's, on top of the Hub metadata that
+``card_metadata.py`` builds.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
-from sftlab.config.metric_names import TASK_METRICS
-
-TEMPLATE = "---\n{{ card_data }}\n---\n\n{{ body }}\n"
-# sftlab's metric name -> (the Hub's metric id, its arguments): the ids of the Hub's metrics.
-HUB_METRICS: dict[str, tuple[str, dict[str, Any] | None]] = {
-    "acc": ("accuracy", None),
-    "precision_macro": ("precision", {"average": "macro"}),
-    "recall_macro": ("recall", {"average": "macro"}),
-    "f1_macro": ("f1", {"average": "macro"}),
-    "precision_weighted": ("precision", {"average": "weighted"}),
-    "recall_weighted": ("recall", {"average": "weighted"}),
-    "f1_weighted": ("f1", {"average": "weighted"}),
-    "f1_micro": ("f1", {"average": "micro"}),
-    "precision_micro": ("precision", {"average": "micro"}),
-    "recall_micro": ("recall", {"average": "micro"}),
-    "exact_match": ("exact_match", None),
-    "mse": ("mse", None),
-    "mae": ("mae", None),
-    "pearson": ("pearsonr", None),
-    "spearman": ("spearmanr", None),
-    "perplexity": ("perplexity", None),
-    "chrf": ("chrf", None),
-    "bleu": ("sacrebleu", None),  # sacrebleu's corpus BLEU, 0-100
-    "loss": ("loss", None),
-}
-TASK_NAMES = {"text-classification": "Text Classification", "text-generation": "Text Generation"}
-PACKAGED = "pkg://"
+from sftlab.export.card_metadata import PACKAGED, base_model_id, render
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "null" if value is None else str(value)
-
-
-# -- metadata ---------------------------------------------------------------------------------
-def base_model_id(model_cfg: dict[str, Any]) -> str | None:
-    """The card's ``base_model``: the hub id or local path the run loaded; for packaged weights
-    (``pkg://<distribution>/<path>``) the path inside site-packages; None for a random init."""
-    name = model_cfg.get("name_or_path")
-    if not name:
-        return None
-    name = str(name)
-    if name.startswith(PACKAGED):
-        return name[len(PACKAGED) :].split("/", 1)[-1]
-    return name
-
-
-def dataset_name(data: dict[str, Any]) -> str:
-    """The card's ``datasets`` entry: the packaged set's name, the hub dataset id, or the file
-    (or folder) name of local data."""
-    source = data.get("source")
-    if source == "hub":
-        return str(data.get("path"))
-    if source == "files":
-        path = data.get("path")
-        first = path[0] if isinstance(path, list) and path else path
-        return Path(str(first)).name if first else "files"
-    return str(source)
-
-
-def pipeline_tag(task: str) -> str:
-    """The Hub's pipeline for the task: regression and multi-label heads load in
-    ``pipeline("text-classification")`` too."""
-    return "text-generation" if task == "generation" else "text-classification"
-
-
-def eval_results(metrics: dict[str, Any], task: str, dataset: str) -> list[EvalResult]:
-    """One ``EvalResult`` per scalar test metric of ``task`` (``test/<name>`` in metrics.json,
-    the value exactly as stored there). Per-class scores stay in the prose."""
-    names = [*TASK_METRICS.get(task, ()), *(("chrf", "bleu") if task == "generation" else ())]
-    tag = pipeline_tag(task)
-    results = []
-    for name in names:
-        value = metrics.get(f"test/{name}")
-        if name not in HUB_METRICS or not isinstance(value, (int, float)):
-            continue
-        metric_type, args = HUB_METRICS[name]
-        results.append(
-            EvalResult(
-                task_type=tag,
-                task_name=TASK_NAMES[tag],
-                dataset_type=dataset,
-                dataset_name=dataset,
-                dataset_split="test",
-                metric_type=metric_type,
-                metric_name=f"test {name}",
-                metric_args=args,
-                metric_value=value,
-            )
-        )
-    return results
-
-
-def card_data(cfg: dict[str, Any], metrics: dict[str, Any]) -> ModelCardData:
-    """The card's Hub metadata, from the resolved run config and metrics.json."""
-    data = cfg.get("data") or {}
-    task = data.get("task") or "classification"
-    dataset = dataset_name(data)
-    base = base_model_id(cfg.get("model") or {})
-    name = str(cfg.get("push_to_hub") or f"{Path(base or 'random-init').name}-{dataset}-sftlab")
-    results = eval_results(metrics, task, dataset)
-    tag = pipeline_tag(task)
-    return ModelCardData(
-        base_model=base,
-        license=cfg.get("license"),
-        datasets=[dataset],
-        metrics=list(dict.fromkeys(r.metric_type for r in results if r.metric_type != "loss"))
-        or None,
-        library_name="transformers",
-        pipeline_tag=tag,
-        tags=["sftlab", tag, task],
-        model_name=name if results else None,
-        eval_results=results or None,
-    )
-
-
-def render(cfg: dict[str, Any], metrics: dict[str, Any], body: list[str]) -> str:
-    card = ModelCard.from_template(
-        card_data(cfg, metrics), template_str=TEMPLATE, body="\n".join(body)
-    )
-    return str(card)
 
 
 # -- prose --------------------------------------------------------------------------------------
@@ -283,19 +161,51 @@ def _trained(cfg: dict[str, Any], metrics: dict[str, Any]) -> str:
     return f"- strategy: {_strategy(cfg)}" + (f"; {params}" if params else "")
 
 
+def _header(title: str, cfg: dict[str, Any], metrics: dict[str, Any], *extra: str) -> list[str]:
+    """A card's title and its first list: base model, what trained, ``extra``, epochs, licence."""
+    return [
+        f"# {title}",
+        "",
+        f"- base model: {base_model(cfg.get('model') or {})}",
+        _trained(cfg, metrics),
+        *extra,
+        f"- epochs run: {metrics.get('epochs', '?')}, training time {metrics.get('fit_seconds', '?')} s",
+        _license(cfg),
+    ]
+
+
+def _how_to_use(python: list[str], with_sftlab: str, shell: list[str]) -> list[str]:
+    """Loading the folder with plain transformers (``python``), then with sftlab (``shell``)."""
+    return [
+        "## How to use",
+        "",
+        "With plain transformers (no sftlab needed):",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+        *python,
+        "```",
+        "",
+        with_sftlab,
+        "",
+        "```bash",
+        *shell,
+        "```",
+    ]
+
+
 def model_card(cfg: dict[str, Any], metrics: dict[str, Any], labels: list[str]) -> str:
     """A classifier's card: Hub metadata, then prose, from the resolved run config and metrics."""
-    model = cfg.get("model") or {}
     data = cfg.get("data") or {}
     max_length = data.get("max_length")
     body = [
-        "# Text classifier fine-tuned with sftlab",
-        "",
-        f"- base model: {base_model(model)}",
-        _trained(cfg, metrics),
-        f"- labels (id: name): {', '.join(f'{i}: {name}' for i, name in enumerate(labels))}",
-        f"- epochs run: {metrics.get('epochs', '?')}, training time {metrics.get('fit_seconds', '?')} s",
-        _license(cfg),
+        *_header(
+            "Text classifier fine-tuned with sftlab",
+            cfg,
+            metrics,
+            f"- labels (id: name): {', '.join(f'{i}: {name}' for i, name in enumerate(labels))}",
+        ),
         "",
         "## Data",
         "",
@@ -311,23 +221,19 @@ def model_card(cfg: dict[str, Any], metrics: dict[str, Any], labels: list[str]) 
         *_baseline(metrics),
         *_confusion(metrics, labels),
         "",
-        "## How to use",
-        "",
-        "With plain transformers (no sftlab needed):",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        "",
-        'clf = pipeline("text-classification", model="path/to/this/folder")',
-        f'clf(["your text here"], truncation=True, max_length={max_length}, top_k=None)',
-        "```",
-        "",
-        "With sftlab (same cleaning and max_length as training; CSV, JSONL or parquet):",
-        "",
-        "```bash",
-        "python predict.py run=path/to/this/folder input=new.csv  # writes new.preds.csv",
-        'python serve.py run=path/to/this/folder port=8000        # POST /predict {"texts": [...]}',
-        "```",
+        *_how_to_use(
+            [
+                'clf = pipeline("text-classification", model="path/to/this/folder")',
+                f'clf(["your text here"], truncation=True, max_length={max_length}, top_k=None)',
+            ],
+            "With sftlab (same cleaning and max_length as training; CSV, JSONL or parquet):",
+            [
+                "python predict.py run=path/to/this/folder input=new.csv  # writes new.preds.csv",
+                "python predict.py run=path/to/this/folder input=new.csv backend=onnx quantize=int8"
+                "  # onnxruntime, int8",
+                'python serve.py run=path/to/this/folder port=8000        # POST /predict {"texts": [...]}',
+            ],
+        ),
     ]
     return render(cfg, metrics, body)
 
@@ -373,17 +279,11 @@ def generation_card(
 ) -> str:
     """A causal LM's card: Hub metadata (``pipeline_tag: text-generation``), perplexity before
     and after fine-tuning, chrF/BLEU of generated replies, a few samples, how to load it."""
-    model = cfg.get("model") or {}
     data = cfg.get("data") or {}
     template = data.get("prompt_template")
     prompt = template.replace("{", "<").replace("}", ">") if template else "your prompt here"
     body = [
-        "# Causal language model fine-tuned with sftlab",
-        "",
-        f"- base model: {base_model(model)}",
-        _trained(cfg, metrics),
-        f"- epochs run: {metrics.get('epochs', '?')}, training time {metrics.get('fit_seconds', '?')} s",
-        _license(cfg),
+        *_header("Causal language model fine-tuned with sftlab", cfg, metrics),
         "",
         "## Data",
         "",
@@ -403,22 +303,15 @@ def generation_card(
         "",
         *sample_table(samples),
         "",
-        "## How to use",
-        "",
-        "With plain transformers (no sftlab needed):",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        "",
-        'gen = pipeline("text-generation", model="path/to/this/folder")',
-        f"gen({_cell(prompt, 120)!r}, max_new_tokens={data.get('max_new_tokens')}, return_full_text=False)",
-        "```",
-        "",
-        "With sftlab (the same prompt template and chat template as training):",
-        "",
-        "```bash",
-        "python predict.py run=path/to/this/folder input=new.csv  # writes new.preds.csv",
-        "```",
+        *_how_to_use(
+            [
+                'gen = pipeline("text-generation", model="path/to/this/folder")',
+                f"gen({_cell(prompt, 120)!r}, max_new_tokens={data.get('max_new_tokens')}, "
+                "return_full_text=False)",
+            ],
+            "With sftlab (the same prompt template and chat template as training):",
+            ["python predict.py run=path/to/this/folder input=new.csv  # writes new.preds.csv"],
+        ),
     ]
     return render(cfg, metrics, body)
 
