@@ -76,6 +76,7 @@ def test_export_cli_errors_are_one_line(tmp_path, capsys):
         ([f"run={tmp_path}", "format=tflite"], "unknown format=tflite"),
         ([f"run={tmp_path}", "colour=red"], "bad argument"),
         ([f"run={tmp_path / 'nope'}"], "not found"),
+        ([f"run={tmp_path}", "format=hf", "quantize=int8"], "quantize=int8 applies to format=onnx"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             export_main(argv)

@@ -137,6 +137,7 @@ def test_push_uploads_exactly_the_model_folder(run, tmp_path, capsys, monkeypatc
     assert calls["create_repo"] == {"repo_id": REPO, "repo_type": "model", "exist_ok": True}
     upload = calls["upload_folder"]
     assert upload["folder_path"] == own / "model" and upload["repo_id"] == REPO
+    assert upload["ignore_patterns"] == ["onnx/*", "onnx.lock"]  # a bare folder's ONNX stays home
     names = calls["files"]["names"]
     assert {"config.json", "model.safetensors", "README.md", "sftlab.json"} <= set(names)
     assert {"tokenizer.json", "tokenizer_config.json"} <= set(names)

@@ -29,7 +29,6 @@ def contrastive_pairs(labels: Sequence[int], pairs_per_row: int, seed: int) -> l
             f"contrastive pairs need at least 2 labels in the training rows, got {len(names)}"
         )
     members = [np.flatnonzero(inverse == k) for k in range(len(names))]
-    others = [np.flatnonzero(inverse != k) for k in range(len(names))]
     rng = np.random.default_rng(seed)
     pairs: list[Pair] = []
     for _ in range(pairs_per_row):
@@ -40,7 +39,9 @@ def contrastive_pairs(labels: Sequence[int], pairs_per_row: int, seed: int) -> l
             j = i
             while j == i:
                 j = int(same[rng.integers(len(same))])
-            k = int(others[inverse[i]][rng.integers(len(others[inverse[i]]))])
+            k = i
+            while inverse[k] == inverse[i]:  # a row of another label (rows x labels arrays avoided)
+                k = int(rng.integers(len(ids)))
             pairs += [(int(i), j, 1.0), (int(i), k, 0.0)]
     if not pairs:
         raise SftlabError("no label has 2 training rows: contrastive pairs need positives")

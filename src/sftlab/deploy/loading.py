@@ -21,15 +21,15 @@ def load(cfg: Any) -> Predictor:
     backend = str(cfg.get("backend") or "torch")
     quantize = cfg.get("quantize") or None
     check_backend(backend, quantize)
-    predictor = load_predictor(cfg.run, device=str(cfg.get("device", "auto")))
+    device = str(cfg.get("device", "auto"))
     if backend == "torch":
-        return predictor
+        return load_predictor(cfg.run, device=device)
+    if device not in ("auto", "cpu"):
+        log.warning("backend=onnx runs on the CPU (onnxruntime's CPU provider), not %s", device)
+    predictor = load_predictor(cfg.run, device="cpu")
     if predictor.task == "generation":
         raise SftlabError(
             f"backend={backend} runs the exported classifier, not generation: "
             f"{predictor.source} is a generation run; use backend=torch"
         )
-    if predictor.device.type != "cpu":
-        log.warning("backend=onnx runs on the CPU (onnxruntime's CPU provider), not %s",
-                    predictor.device)  # fmt: skip
     return replace(predictor, backend=OnnxBackend(onnx_model(cfg.run, quantize)))

@@ -53,6 +53,8 @@ def _export_cli(argv: list[str]) -> Path:
     fmt = cfg.format or (None if cfg.push_to_hub else "onnx")
     if fmt not in (None, "onnx", "hf"):
         raise SftlabError(f"unknown format={cfg.format}: use format=onnx or format=hf")
+    if cfg.quantize and fmt != "onnx":
+        raise SftlabError(f"quantize={cfg.quantize} applies to format=onnx: add format=onnx")
     if cfg.push_to_hub:
         check_repo_id(cfg.push_to_hub)  # before an export that takes minutes
     written = None

@@ -52,6 +52,7 @@ def push_model(run_dir: Path, repo_id: str) -> str:
             folder_path=folder,
             repo_type="model",
             commit_message="Upload model fine-tuned with sftlab",
+            ignore_patterns=["onnx/*", "onnx.lock"],  # predict.py backend=onnx's own files
         )
     except Exception as e:  # noqa: BLE001 - network, auth, a repo the token cannot write
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

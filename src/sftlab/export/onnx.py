@@ -23,8 +23,9 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from sftlab.data.tables import read_table
-from sftlab.inference.backends import OnnxBackend
+from sftlab.inference.backends import ONNX_FILES, OnnxBackend, TorchBackend, check_backend
 from sftlab.inference.predictor import META_FILE, Predictor, load_predictor, locate, raw_outputs
+from sftlab.utils.distributed import build_once
 from sftlab.utils.errors import SftlabError
 from sftlab.utils.files import atomic_dir, commit_dir
 
@@ -75,10 +76,12 @@ def export_onnx(
         raise SftlabError(
             "ONNX export needs onnx and onnxruntime: pip install onnx onnxruntime"
         ) from None
-    if quantize not in (None, "int8"):
-        raise SftlabError(f"unknown quantize={quantize}: use quantize=int8 or leave it null")
+    check_backend("onnx", quantize)
+    run = owning_run(run)
     model_dir, run_cfg = locate(run)
+    # the reference is the fp32 model, whatever precision the run trained in
     predictor = load_predictor(run, device="cpu")
+    predictor = replace(predictor, backend=TorchBackend(predictor.model))
     run_dir = None if model_dir == Path(run) else Path(run)
     target = Path(output) if output else onnx_dir(run)
 
@@ -140,7 +143,8 @@ def export_onnx(
         shutil.rmtree(tmp, ignore_errors=True)
         raise SftlabError(
             f"ONNX logits differ from PyTorch by {diff:.2e} > atol={atol} on {where}: "
-            f"try another opset (opset=14..18) or raise atol"
+            f"export with another opset or a larger atol (python -m sftlab.export run={run} "
+            f"format=onnx opset=14..18 atol=...), then predict with backend=onnx"
         )
     commit_dir(tmp, target)
     print(f"wrote {target / 'model.onnx'}: max |logit difference| to PyTorch {diff:.2e} on {where}")
@@ -160,7 +164,7 @@ def quantize_int8(onnx_path: Path) -> Path:
     """``model.int8.onnx`` beside ``model.onnx``: MatMul/Gemm weights in int8."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    out = onnx_path.with_name("model.int8.onnx")
+    out = onnx_path.with_name(ONNX_FILES["int8"])
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # its advice to pre-process is for static (image) quantization
@@ -178,10 +182,21 @@ def quantize_int8(onnx_path: Path) -> Path:
     return out
 
 
+def owning_run(run: str | Path) -> Path:
+    """``<run>/model`` -> ``<run>``: a run's model folder exports with its run (its saved test
+    split, ``<run>/onnx``); any other folder stays itself."""
+    path = Path(run)
+    parent = path.parent
+    if path.name == "model" and (parent / "config.yaml").is_file():
+        return parent
+    return path
+
+
 def onnx_dir(run: str | Path) -> Path:
     """Where a run's ONNX export lives: ``<run>/onnx``, or ``<model folder>/onnx``."""
+    run = owning_run(run)
     model_dir, _ = locate(run)
-    return model_dir / "onnx" if model_dir == Path(run) else Path(run) / "onnx"
+    return model_dir / "onnx" if model_dir == run else run / "onnx"
 
 
 def accuracy_line(report: dict[str, Any]) -> str:
@@ -253,16 +268,24 @@ def _comparison_rows(
 
 def onnx_model(run: str | Path, quantize: str | None = None) -> Path:
     """The run's ONNX model for ``backend=onnx`` (``model.int8.onnx`` with ``quantize=int8``),
-    exported first when it is missing or older than the run's ``model/``."""
+    exported first when it is missing or older than the run's ``model/``; one process exports
+    while others starting at the same time wait for it."""
+    run = owning_run(run)
     model_dir, _ = locate(run)
     target = onnx_dir(run)
-    path = target / ("model.int8.onnx" if quantize == "int8" else "model.onnx")
-    weights = [p.stat().st_mtime for p in model_dir.glob("*.safetensors")]
-    weights += [p.stat().st_mtime for p in model_dir.glob("*.bin")]
-    if not path.is_file() or path.stat().st_mtime < max(weights, default=0.0):
-        log.info("%s missing or older than %s: exporting it (once)", path, model_dir)
-        export_onnx(run, quantize=quantize)  # prints the accuracies itself
-        return path
+    path = target / ONNX_FILES[quantize]
+
+    def stale() -> bool:
+        weights = [p.stat().st_mtime for p in model_dir.glob("*.safetensors")]
+        weights += [p.stat().st_mtime for p in model_dir.glob("*.bin")]
+        return not path.is_file() or path.stat().st_mtime < max(weights, default=0.0)
+
+    if stale():
+        with build_once(target.with_name(f"{target.name}.lock")):
+            if stale():  # not exported by another process while this one waited
+                log.info("%s missing or older than %s: exporting it (once)", path, model_dir)
+                export_onnx(run, quantize=quantize)  # prints the accuracies itself
+                return path
     report_path = target / "export.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     if report.get("accuracy"):
@@ -273,4 +296,6 @@ def onnx_model(run: str | Path, quantize: str | None = None) -> Path:
             report.get("compared_on"),
             accuracy_line(report),
         )
+        if quantize:
+            _warn_int8_loss(report)
     return path

@@ -15,12 +15,13 @@ import numpy as np
 import torch
 
 from sftlab.utils.errors import SftlabError
-from sftlab.utils.hardware import cpu_native_bf16
+from sftlab.utils.hardware import autocast_dtype, cpu_native_bf16
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnx")
 QUANTIZE = (None, "int8")
+ONNX_FILES = {None: "model.onnx", "int8": "model.int8.onnx"}  # in <run>/onnx/, by quantize
 
 
 def check_backend(backend: str, quantize: str | None) -> None:
@@ -36,20 +37,18 @@ def check_backend(backend: str, quantize: str | None) -> None:
         )
 
 
-def autocast_dtype(precision: str | None, device: torch.device) -> torch.dtype | None:
+def predict_dtype(precision: str | None, device: torch.device) -> torch.dtype | None:
     """The autocast dtype that follows the run's ``trainer.precision`` on ``device``, or None
     (fp32). bf16 runs only where it is fast (a CUDA device with bf16, a CPU with native bf16:
     elsewhere it is ~20x slower than fp32); fp16 only on CUDA."""
-    precision = str(precision or "32")
-    if precision.startswith("bf16"):
+    dtype = autocast_dtype(str(precision or "32"))
+    if dtype is torch.bfloat16:
         fast = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_native_bf16()
         if fast:
-            return torch.bfloat16
+            return dtype
         log.info("the run trained in %s; predicting in fp32: bf16 is slow on %s", precision, device)
         return None
-    if precision.startswith("16") and device.type == "cuda":
-        return torch.float16
-    return None
+    return dtype if device.type == "cuda" else None
 
 
 class TorchBackend:
@@ -92,10 +91,10 @@ class OnnxBackend:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise SftlabError(
                 f"cannot load {path}: {first}; export it again "
-                f"(python -m sftlab.export run=<run dir> format=onnx)"
+                f"(python -m sftlab.export run=<run dir> format=onnx [quantize=int8])"
             ) from None
         self.names = input_names or [i.name for i in self.session.get_inputs()]
-        self.name = "onnx int8" if path.name.endswith(".int8.onnx") else "onnx"
+        self.name = "onnx int8" if path.name == ONNX_FILES["int8"] else "onnx"
         self.path = path
 
     def __call__(self, batch: Any) -> np.ndarray:

@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from sftlab.data.cleaning import clean_texts
-from sftlab.inference.backends import TorchBackend, autocast_dtype
+from sftlab.inference.backends import TorchBackend, predict_dtype
 from sftlab.models.backbone import register_pooled
 from sftlab.models.modeling_pooled import PooledClassifierConfig, PooledForSequenceClassification
 from sftlab.utils.errors import SftlabError
@@ -123,7 +123,7 @@ def load_predictor(run: str | Path, device: str = "auto") -> Predictor:
     return Predictor(
         model=model,
         tokenizer=tokenizer,
-        backend=TorchBackend(model, autocast_dtype(precision, model.device)),
+        backend=TorchBackend(model, predict_dtype(precision, model.device)),
         labels=labels,
         task=task,
         text_column=str(data.get("text_column") or meta.get("text_column") or "text"),

@@ -16,7 +16,7 @@ from sftlab.deploy.loading import load
 from sftlab.deploy.predict import predict
 from sftlab.deploy.serve import create_app
 from sftlab.inference import backends
-from sftlab.inference.backends import autocast_dtype, check_backend
+from sftlab.inference.backends import check_backend, predict_dtype
 from sftlab.inference.frames import predict_frame
 from sftlab.inference.predictor import Predictor, batched, load_predictor
 from sftlab.utils.errors import SftlabError
@@ -71,12 +71,12 @@ def test_outputs_come_back_in_the_order_of_the_texts(run):
 def test_the_runs_precision_is_followed_only_where_it_is_fast(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(backends, "cpu_native_bf16", lambda: False)
-    assert autocast_dtype("bf16-mixed", cpu) is None  # ~20x slower than fp32 without native bf16
+    assert predict_dtype("bf16-mixed", cpu) is None  # ~20x slower than fp32 without native bf16
     monkeypatch.setattr(backends, "cpu_native_bf16", lambda: True)
-    assert autocast_dtype("bf16-mixed", cpu) is torch.bfloat16
-    assert autocast_dtype("32-true", cpu) is None
-    assert autocast_dtype("16-mixed", cpu) is None  # fp16 autocast only on CUDA
-    assert autocast_dtype(None, cpu) is None
+    assert predict_dtype("bf16-mixed", cpu) is torch.bfloat16
+    assert predict_dtype("32-true", cpu) is None
+    assert predict_dtype("16-mixed", cpu) is None  # fp16 autocast only on CUDA
+    assert predict_dtype(None, cpu) is None
 
 
 def test_bad_backend_settings_fail_in_one_line():
@@ -121,6 +121,9 @@ def test_the_export_is_reused_and_redone_when_the_model_changes(onnx_run):
     before = model_file.stat().st_mtime_ns
     load(cfg)
     assert model_file.stat().st_mtime_ns == before  # exported once, then reused
+    load(OmegaConf.create({"run": str(onnx_run / "model"), "backend": "onnx", "device": "cpu"}))
+    assert not (onnx_run / "model" / "onnx").exists()  # a run's model folder uses the run's export
+    assert model_file.stat().st_mtime_ns == before
     weights = onnx_run / "model" / "model.safetensors"
     weights.touch()  # model/ exported again after the ONNX file
     load(cfg)
